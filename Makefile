@@ -1,0 +1,40 @@
+# Tandem: the two commands in README.md are `make up` and `make test`.
+CARGO ?= cargo
+export TANDEM_MODEL_DIR ?= $(HOME)/.cache/tandem/models
+
+.PHONY: up test deps build models lint bench fmt clean
+
+## Install what is missing, build, pull the models, start westus + eastus, run the demo, keep serving.
+up: deps build models
+	./scripts/up.sh
+
+## The whole test suite (unit, conformance, black-box with real processes and real engines).
+test: deps models-dev
+	$(CARGO) test --workspace --all-targets
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --bin tandem
+
+models: build
+	./target/release/tandem models pull
+
+# Pulls with the test-profile binary, so `make test` builds the engines only once.
+models-dev:
+	$(CARGO) build --bin tandem
+	./target/debug/tandem models pull
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: deps build models
+	$(CARGO) run --release -p tandem-bench -- all
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,267 @@
+//! A region's configuration: one documented serde tree, defaults in functions.
+//!
+//! The same fields can be set in `region.toml`, by a `tandem serve` flag or by a `TANDEM_*`
+//! environment variable; the binary merges them (flag > env > file > default). Secrets can be
+//! given inline or, better, as `*_file` paths.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, RegionName, Result};
+
+/// The version of the config file format this build reads and writes.
+pub const CONFIG_FORMAT_VERSION: u32 = 1;
+
+/// Everything a `tandem serve` process needs to run one region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Config format version; must be [`CONFIG_FORMAT_VERSION`] or absent.
+    #[serde(default = "default_format_version")]
+    pub format_version: u32,
+    /// The region's name, e.g. `westus`. Keys and tokens are valid only here.
+    pub region: RegionName,
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory for the region's metadata database, blobs and generated secrets.
+    pub data_dir: PathBuf,
+    /// Where speech models are cached. Defaults to `$TANDEM_MODEL_DIR`, else
+    /// `$XDG_CACHE_HOME/tandem/models`, else `~/.cache/tandem/models`.
+    #[serde(default)]
+    pub model_dir: Option<PathBuf>,
+    /// Bearer token for the admin API. Without it (and without `admin_token_file`) the admin API
+    /// answers 403 to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// File holding the admin token (first line).
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding the STS signing secret. Defaults to `<data_dir>/sts.secret`, created with
+    /// 256 random bits on first start. Nodes of one region must share it.
+    #[serde(default)]
+    pub token_secret_file: Option<PathBuf>,
+    /// Lifetime of STS tokens, in seconds (Azure: 600).
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: u64,
+    /// Concurrent requests allowed per resource before 429 (Azure's default: 100).
+    #[serde(default = "default_concurrency")]
+    pub default_concurrency: u32,
+    /// Speech engine worker threads. Defaults to the number of CPU cores.
+    #[serde(default)]
+    pub engine_workers: Option<usize>,
+    /// Requests allowed to wait for an engine worker before the region answers 503.
+    #[serde(default = "default_queue_depth")]
+    pub engine_queue_depth: usize,
+    /// Longest audio accepted by short-audio recognition, in seconds (Azure: 60).
+    #[serde(default = "default_max_audio_secs")]
+    pub max_audio_secs: u32,
+    /// Largest request body accepted, in bytes (413 above it).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest SSML document accepted, in bytes.
+    #[serde(default = "default_max_ssml")]
+    pub max_ssml_bytes: usize,
+    /// Whisper `audio_ctx` for clips short enough to use it (0 = full 30 s window).
+    #[serde(default = "default_audio_ctx")]
+    pub whisper_audio_ctx: u32,
+    /// Storage backends.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// Where a region keeps its metadata and blobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Metadata database URL. Default: `sqlite://<data_dir>/tandem.db`.
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// Blob store URL. Default: `file://<data_dir>/blobs`.
+    #[serde(default)]
+    pub blob_url: Option<String>,
+}
+
+fn default_format_version() -> u32 {
+    CONFIG_FORMAT_VERSION
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:5000".parse().expect("valid literal")
+}
+fn default_token_ttl() -> u64 {
+    600
+}
+fn default_concurrency() -> u32 {
+    100
+}
+fn default_queue_depth() -> usize {
+    256
+}
+fn default_max_audio_secs() -> u32 {
+    60
+}
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+fn default_max_ssml() -> usize {
+    64 * 1024
+}
+fn default_audio_ctx() -> u32 {
+    768
+}
+
+impl RegionConfig {
+    /// A config with every default, for `region` and `data_dir`.
+    pub fn new(region: RegionName, data_dir: PathBuf) -> Self {
+        Self {
+            format_version: CONFIG_FORMAT_VERSION,
+            region,
+            listen: default_listen(),
+            data_dir,
+            model_dir: None,
+            admin_token: None,
+            admin_token_file: None,
+            token_secret_file: None,
+            token_ttl_secs: default_token_ttl(),
+            default_concurrency: default_concurrency(),
+            engine_workers: None,
+            engine_queue_depth: default_queue_depth(),
+            max_audio_secs: default_max_audio_secs(),
+            max_body_bytes: default_max_body(),
+            max_ssml_bytes: default_max_ssml(),
+            whisper_audio_ctx: default_audio_ctx(),
+            storage: StorageConfig::default(),
+        }
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CoreError::Config(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| CoreError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| CoreError::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<()> {
+        if self.format_version != CONFIG_FORMAT_VERSION {
+            return Err(CoreError::Config(format!(
+                "format_version {} is not supported (this build reads {CONFIG_FORMAT_VERSION})",
+                self.format_version
+            )));
+        }
+        if self.token_ttl_secs == 0 {
+            return Err(CoreError::Config("token_ttl_secs must be > 0".into()));
+        }
+        if self.default_concurrency == 0 {
+            return Err(CoreError::Config("default_concurrency must be > 0".into()));
+        }
+        if self.max_audio_secs == 0 || self.max_audio_secs > 600 {
+            return Err(CoreError::Config("max_audio_secs must be 1..=600".into()));
+        }
+        Ok(())
+    }
+
+    /// The metadata URL, defaulted.
+    pub fn metadata_url(&self) -> String {
+        self.storage.metadata_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("tandem.db").display())
+        })
+    }
+
+    /// The blob store URL, defaulted.
+    pub fn blob_url(&self) -> String {
+        self.storage
+            .blob_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("blobs").display()))
+    }
+
+    /// The model cache directory, defaulted as documented on [`RegionConfig::model_dir`].
+    pub fn model_dir(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// The STS secret file, defaulted.
+    pub fn token_secret_path(&self) -> PathBuf {
+        self.token_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("sts.secret"))
+    }
+
+    /// The admin token, from `admin_token` or the first line of `admin_token_file`.
+    pub fn admin_token(&self) -> Result<Option<String>> {
+        if let Some(t) = &self.admin_token {
+            return Ok(Some(t.clone()));
+        }
+        match &self.admin_token_file {
+            None => Ok(None),
+            Some(p) => {
+                let s = std::fs::read_to_string(p)
+                    .map_err(|e| CoreError::Config(format!("admin_token_file {}: {e}", p.display())))?;
+                let t = s.lines().next().unwrap_or("").trim().to_owned();
+                if t.is_empty() {
+                    return Err(CoreError::Config(format!("admin_token_file {} is empty", p.display())));
+                }
+                Ok(Some(t))
+            }
+        }
+    }
+}
+
+/// The default model cache directory (see [`RegionConfig::model_dir`]).
+pub fn default_model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TANDEM_MODEL_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("tandem/models");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/tandem/models")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = RegionConfig::from_toml("region = \"westus\"\ndata_dir = \"/tmp/w\"\n").unwrap();
+        assert_eq!(c.token_ttl_secs, 600);
+        assert_eq!(c.default_concurrency, 100);
+        assert_eq!(c.metadata_url(), "sqlite:///tmp/w/tandem.db");
+        assert_eq!(c.blob_url(), "file:///tmp/w/blobs");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_errors() {
+        assert!(RegionConfig::from_toml("region = \"w\"\ndata_dir = \"/x\"\ntypo = 1\n").is_err());
+        assert!(RegionConfig::from_toml("region = \"West\"\ndata_dir = \"/x\"\n").is_err());
+        assert!(
+            RegionConfig::from_toml("region = \"w\"\ndata_dir = \"/x\"\nformat_version = 9\n")
+                .is_err()
+        );
+        assert!(
+            RegionConfig::from_toml("region = \"w\"\ndata_dir = \"/x\"\ntoken_ttl_secs = 0\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let c = RegionConfig::new(RegionName::new("eastus").unwrap(), "/d".into());
+        let text = toml::to_string(&c).unwrap();
+        let back = RegionConfig::from_toml(&text).unwrap();
+        assert_eq!(back.region, c.region);
+        assert_eq!(back.listen, c.listen);
+    }
+}

@@ -1,0 +1,25 @@
+//! One Tandem region, served over HTTP.
+//!
+//! [`router`] builds the whole API from a [`AppState`]: the Azure data-plane routes (STS,
+//! short-audio speech-to-text, text-to-speech, voice list), the admin API, and the operations
+//! routes (`/healthz`, `/readyz`, `/metrics`). The `tandem` binary opens storage, builds the state
+//! and serves it. Every error leaves through [`ApiError`], the one
+//! place where failures become status codes and Azure error JSON.
+
+#![deny(missing_docs)]
+
+mod admin;
+mod auth;
+mod error;
+mod metrics;
+mod pool;
+mod quota;
+mod routes;
+mod state;
+
+pub use admin::{create_resource, regenerate_key, CreatedResource};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use pool::EnginePool;
+pub use routes::router;
+pub use state::{AppState, Engines};

@@ -1,0 +1,135 @@
+//! Prometheus metrics of one region process.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::AppState;
+
+/// The region's metrics, in their own registry (no globals, so tests can run several regions in
+/// one process).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, method and status.
+    pub requests: IntCounterVec,
+    /// Request latency by route.
+    pub latency: HistogramVec,
+    /// Engine real-time factor (compute seconds / audio seconds) by engine.
+    pub rtf: HistogramVec,
+    /// Recognition jobs waiting for a worker.
+    pub stt_queue: IntGauge,
+    /// Recognition jobs running.
+    pub stt_busy: IntGauge,
+    /// Synthesis jobs waiting for a worker.
+    pub tts_queue: IntGauge,
+    /// Synthesis jobs running.
+    pub tts_busy: IntGauge,
+    /// Requests refused by the per-resource concurrency quota.
+    pub throttled: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every metric, labelled with the region.
+    pub fn new(region: &str) -> Self {
+        let registry =
+            Registry::new_custom(Some("tandem".into()), Some([("region".to_owned(), region.to_owned())].into()))
+                .expect("valid registry");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            &["route"],
+        )
+        .expect("metric");
+        let rtf = HistogramVec::new(
+            HistogramOpts::new("engine_real_time_factor", "engine compute time / audio duration")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0]),
+            &["engine"],
+        )
+        .expect("metric");
+        let gauge = |n: &str, h: &str| IntGauge::new(n, h).expect("metric");
+        let stt_queue = gauge("stt_queue_depth", "recognition jobs waiting for a worker");
+        let stt_busy = gauge("stt_workers_busy", "recognition jobs running");
+        let tts_queue = gauge("tts_queue_depth", "synthesis jobs waiting for a worker");
+        let tts_busy = gauge("tts_workers_busy", "synthesis jobs running");
+        let throttled = IntCounterVec::new(
+            Opts::new("quota_throttled_total", "requests refused by the concurrency quota"),
+            &["route"],
+        )
+        .expect("metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(rtf.clone()),
+            Box::new(stt_queue.clone()),
+            Box::new(stt_busy.clone()),
+            Box::new(tts_queue.clone()),
+            Box::new(tts_busy.clone()),
+            Box::new(throttled.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            rtf,
+            stt_queue,
+            stt_busy,
+            tts_queue,
+            tts_busy,
+            throttled,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+/// Middleware: counts and times every request by its route template (never the raw path, so
+/// ids do not explode the label space).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = resp.status().as_u16().to_string();
+    let m = state.metrics();
+    m.requests.with_label_values(&[&route, &method, &status]).inc();
+    m.latency.with_label_values(&[&route]).observe(elapsed);
+    if resp.status().as_u16() == 429 {
+        m.throttled.with_label_values(&[&route]).inc();
+    }
+    tracing::info!(target: "tandem::http", %method, %route, %status, latency_ms = elapsed * 1e3, "request");
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
+}

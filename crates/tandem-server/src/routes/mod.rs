@@ -1,0 +1,67 @@
+//! The route table.
+
+mod ops;
+mod sts;
+mod stt;
+mod tts;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{admin, metrics, ApiError, AppState};
+
+/// Builds the whole HTTP API of a region.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config().max_body_bytes;
+    Router::new()
+        // Azure data plane.
+        .route("/sts/v1.0/issueToken", post(sts::issue_token))
+        .route("/sts/v1.0/issuetoken", post(sts::issue_token))
+        .route(
+            "/speech/recognition/{mode}/cognitiveservices/v1",
+            post(stt::recognize),
+        )
+        .route("/cognitiveservices/v1", post(tts::synthesize))
+        .route("/cognitiveservices/voices/list", get(tts::voices))
+        // Admin.
+        .route("/admin/v1/resources", get(admin::list).post(admin::create))
+        .route(
+            "/admin/v1/resources/{id}",
+            get(admin::get).patch(admin::patch).delete(admin::delete),
+        )
+        .route(
+            "/admin/v1/resources/{id}/regenerateKey",
+            post(admin::regenerate),
+        )
+        // Operations.
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(metrics::handler))
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(
+                "a handler panicked".into(),
+            ))
+        }))
+        .with_state(state)
+}
+
+/// Reads a whole body, refusing more than `limit` bytes with a 413 in Azure's shape.
+pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .map(|s| s.is::<http_body_util::LengthLimitError>())
+            .unwrap_or(false)
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::PayloadTooLarge(format!("the {what} is larger than {limit} bytes"))
+        } else {
+            ApiError::bad_request("InvalidRequest", format!("could not read the {what}: {e}"))
+        }
+    })
+}

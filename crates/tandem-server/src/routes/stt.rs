@@ -1,0 +1,230 @@
+//! `POST /speech/recognition/{mode}/cognitiveservices/v1`: short-audio speech-to-text.
+//!
+//! The flow: authenticate (and take a quota slot), read the WAV (whole or chunked) under the
+//! body limit, decode and resample to 16 kHz mono, refuse audio over the limit, find speech
+//! with the VAD (none → `InitialSilenceTimeout`), recognize on the bounded worker pool, and
+//! answer in Azure's simple or detailed shape.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use tandem_audio::{decode_wav, detect_speech, resample};
+use tandem_engines::text::{azure_forms, Profanity};
+use tandem_engines::RecognizeOptions;
+
+use super::read_body;
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+const TICKS_PER_SEC: f64 = 10_000_000.0;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Simple,
+    Detailed,
+}
+
+struct Params {
+    language: String,
+    format: Format,
+    profanity: Profanity,
+}
+
+fn params(mode: &str, q: &HashMap<String, String>) -> Result<Params, ApiError> {
+    if !matches!(mode, "conversation" | "interactive" | "dictation") {
+        return Err(ApiError::NotFound(format!(
+            "unknown recognition mode {mode:?}: use conversation, interactive or dictation"
+        )));
+    }
+    // Azure's query parameters are case-insensitive in practice.
+    let get = |k: &str| {
+        q.iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+    };
+    let language = match get("language") {
+        Some(l) if !l.trim().is_empty() => l.trim().to_owned(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "InvalidLanguage",
+                "the language query parameter is required, e.g. ?language=en-US",
+            ))
+        }
+    };
+    let format = match get("format").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("simple") => Format::Simple,
+        Some("detailed") => Format::Detailed,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "InvalidArgument",
+                format!("format {other:?} is not supported: use simple or detailed"),
+            ))
+        }
+    };
+    let profanity = match get("profanity") {
+        None => Profanity::Masked,
+        Some(p) => p.parse().map_err(|_| {
+            ApiError::bad_request(
+                "InvalidArgument",
+                format!("profanity {p:?} is not supported: use masked, removed or raw"),
+            )
+        })?,
+    };
+    if let Some(cid) = get("cid") {
+        return Err(ApiError::bad_request(
+            "InvalidEndpoint",
+            format!("custom speech endpoint {cid:?} does not exist in this region"),
+        ));
+    }
+    Ok(Params {
+        language,
+        format,
+        profanity,
+    })
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get("content-type").and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ct = ct.to_ascii_lowercase();
+    if ct.contains("ogg") || ct.contains("opus") {
+        return Err(ApiError::UnsupportedMediaType(
+            "audio/ogg (Opus) is not supported; send audio/wav; codecs=audio/pcm; samplerate=16000".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn ticks(secs: f64) -> u64 {
+    (secs * TICKS_PER_SEC).round().max(0.0) as u64
+}
+
+pub(crate) async fn recognize(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(mode): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let p = params(&mode, &q)?;
+    check_content_type(&headers)?;
+    let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
+        message: "the speech engines are still loading".into(),
+        retry_after: 2,
+    })?;
+    if !engines.recognizer.supports_language(&p.language) {
+        return Err(ApiError::bad_request(
+            "InvalidLanguage",
+            format!(
+                "language {:?} is not supported by the default model ({}); use en-US",
+                p.language,
+                engines.recognizer.name()
+            ),
+        ));
+    }
+    let bytes = read_body(body, state.config().max_body_bytes, "audio").await?;
+    let pcm = decode_wav(&bytes)?;
+    let max = state.config().max_audio_secs as f64;
+    if pcm.duration_secs() > max {
+        return Err(ApiError::bad_request(
+            "InvalidAudioLength",
+            format!(
+                "the audio is {:.1} s long; short-audio recognition accepts at most {max} s",
+                pcm.duration_secs()
+            ),
+        ));
+    }
+    let pcm = resample(&pcm, 16_000);
+    let Some(span) = detect_speech(&pcm) else {
+        return Ok(Json(json!({
+            "RecognitionStatus": "InitialSilenceTimeout",
+            "Offset": ticks(pcm.duration_secs()),
+            "Duration": 0,
+        })));
+    };
+    let recognizer = engines.recognizer.clone();
+    let opts = RecognizeOptions {
+        language: p.language.clone(),
+        audio_ctx: state.config().whisper_audio_ctx,
+    };
+    let audio_secs = pcm.duration_secs();
+    let engine_name = recognizer.name().to_owned();
+    let started = Instant::now();
+    let result = state
+        .stt_pool()
+        .run(move || recognizer.recognize(&pcm.samples, &opts))
+        .await??;
+    let rtf = started.elapsed().as_secs_f64() / audio_secs.max(0.01);
+    state
+        .metrics()
+        .rtf
+        .with_label_values(&[&engine_name])
+        .observe(rtf);
+    tracing::info!(resource = %caller.resource.id, audio_secs, rtf, "recognized");
+
+    let offset = ticks(span.start_secs);
+    let duration = ticks(span.end_secs - span.start_secs);
+    let forms = azure_forms(&result.text, p.profanity);
+    if forms.display.trim().is_empty() {
+        return Ok(Json(json!({
+            "RecognitionStatus": "NoMatch",
+            "Offset": offset,
+            "Duration": duration,
+        })));
+    }
+    Ok(Json(match p.format {
+        Format::Simple => json!({
+            "RecognitionStatus": "Success",
+            "DisplayText": forms.display,
+            "Offset": offset,
+            "Duration": duration,
+        }),
+        Format::Detailed => json!({
+            "RecognitionStatus": "Success",
+            "Offset": offset,
+            "Duration": duration,
+            "DisplayText": forms.display,
+            "NBest": [{
+                "Confidence": result.confidence,
+                "Lexical": forms.lexical,
+                "ITN": forms.itn,
+                "MaskedITN": forms.masked_itn,
+                "Display": forms.display,
+            }],
+        }),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn query_parameters() {
+        let p = params("conversation", &q(&[("language", "en-US")])).unwrap();
+        assert!(p.format == Format::Simple && p.profanity == Profanity::Masked);
+        let p = params("dictation", &q(&[("Language", "en-US"), ("format", "Detailed"), ("profanity", "raw")])).unwrap();
+        assert!(p.format == Format::Detailed && p.profanity == Profanity::Raw);
+        assert_eq!(params("conversation", &q(&[])).err().unwrap().status().as_u16(), 400);
+        assert_eq!(params("bogus", &q(&[("language", "en-US")])).err().unwrap().status().as_u16(), 404);
+        assert_eq!(params("interactive", &q(&[("language", "en-US"), ("format", "x")])).err().unwrap().status().as_u16(), 400);
+        assert_eq!(params("interactive", &q(&[("language", "en-US"), ("profanity", "x")])).err().unwrap().status().as_u16(), 400);
+    }
+
+    #[test]
+    fn ticks_are_100ns() {
+        assert_eq!(ticks(1.0), 10_000_000);
+        assert_eq!(ticks(0.5), 5_000_000);
+    }
+}

@@ -1,0 +1,117 @@
+//! What every handler can reach.
+
+use std::sync::{Arc, OnceLock};
+
+use tandem_core::{RegionConfig, RegionName, TokenSigner};
+use tandem_engines::tts::TtsEngine;
+use tandem_engines::Recognizer;
+use tandem_store::Store;
+
+use crate::{quota::Quotas, EnginePool, Metrics};
+
+/// The loaded speech engines. They load after the listener is up, so `/readyz` can say "not yet".
+pub struct Engines {
+    /// Speech-to-text.
+    pub recognizer: Arc<dyn Recognizer>,
+    /// Text-to-speech, with voice resolution and aliases.
+    pub tts: Arc<TtsEngine>,
+}
+
+/// Shared state of one region's server.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RegionConfig,
+    store: Store,
+    signer: TokenSigner,
+    admin_token: Option<String>,
+    engines: OnceLock<Engines>,
+    stt_pool: EnginePool,
+    tts_pool: EnginePool,
+    quotas: Quotas,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// Builds the state. Engines are attached later with [`AppState::set_engines`].
+    pub fn new(
+        config: RegionConfig,
+        store: Store,
+        signer: TokenSigner,
+        admin_token: Option<String>,
+        stt_pool: EnginePool,
+        tts_pool: EnginePool,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                signer,
+                admin_token,
+                engines: OnceLock::new(),
+                stt_pool,
+                tts_pool,
+                quotas: Quotas::default(),
+                metrics,
+            }),
+        }
+    }
+
+    /// Attaches the loaded engines; the region becomes ready.
+    pub fn set_engines(&self, engines: Engines) {
+        let _ = self.inner.engines.set(engines);
+    }
+
+    /// The engines, if loaded.
+    pub fn engines(&self) -> Option<&Engines> {
+        self.inner.engines.get()
+    }
+
+    /// The region's configuration.
+    pub fn config(&self) -> &RegionConfig {
+        &self.inner.config
+    }
+
+    /// The region's name.
+    pub fn region(&self) -> &RegionName {
+        &self.inner.config.region
+    }
+
+    /// Metadata and blobs.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The STS signer.
+    pub fn signer(&self) -> &TokenSigner {
+        &self.inner.signer
+    }
+
+    /// The admin token, if the admin API is enabled.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.inner.admin_token.as_deref()
+    }
+
+    /// The recognition worker pool.
+    pub fn stt_pool(&self) -> &EnginePool {
+        &self.inner.stt_pool
+    }
+
+    /// The synthesis worker pool.
+    pub fn tts_pool(&self) -> &EnginePool {
+        &self.inner.tts_pool
+    }
+
+    pub(crate) fn quotas(&self) -> &Quotas {
+        &self.inner.quotas
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}

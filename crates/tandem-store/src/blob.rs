@@ -1,0 +1,232 @@
+//! Blobs (audio, batch results) in an `object_store` backend. Only the local filesystem is wired
+//! up today; S3 and friends are a new arm in [`BlobStore::from_url`], not a new API.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, StoreError};
+
+/// The blob layout version this build writes and the newest it reads.
+pub const BLOB_FORMAT_VERSION: u32 = 1;
+
+/// Key of the layout marker, in a prefix reserved for the store itself.
+pub const FORMAT_MARKER_KEY: &str = "_tandem/format.json";
+
+const RESERVED_PREFIX: &str = "_tandem";
+const SUPPORTED: &str = "file:///ABSOLUTE/PATH";
+const MAX_KEY_LEN: usize = 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FormatMarker {
+    format_version: u32,
+}
+
+/// A blob store: keys are `/`-separated relative names, values are bytes. `put` is durable on
+/// return.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+    /// Set for the local filesystem backend, whose writes we fsync ourselves.
+    local_root: Option<PathBuf>,
+}
+
+impl BlobStore {
+    /// Opens the store at `url`. Today only `file:///abs/path` (the directory is created). The
+    /// layout marker is written on first use; a newer one is refused with `FormatTooNew`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let unsupported = || StoreError::UnsupportedUrl {
+            url: url.to_owned(),
+            supported: SUPPORTED,
+        };
+        let root = url.strip_prefix("file://").ok_or_else(unsupported)?;
+        if !root.starts_with('/') {
+            return Err(unsupported());
+        }
+        let root = PathBuf::from(root);
+        std::fs::create_dir_all(&root)
+            .map_err(|e| StoreError::blob(format!("creating {}: {e}", root.display())))?;
+        ensure_local_format(&root)?;
+        let fs = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Self {
+            inner: Arc::new(fs),
+            local_root: Some(root),
+        })
+    }
+
+    /// Stores `data` under `key`, replacing any previous value. Durable when it returns.
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        let path = parse_key(key)?;
+        self.inner.put(&path, data.into()).await?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(key);
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || fsync_file_and_dirs(&root, &file))
+                .await
+                .map_err(StoreError::blob)??;
+        }
+        Ok(())
+    }
+
+    /// The value under `key`, or `None`.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let path = parse_key(key)?;
+        match self.inner.get(&path).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes `key`; removing a missing key is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let path = parse_key(key)?;
+        match self.inner.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every key starting with `prefix` (a plain string prefix), sorted. The store's own
+    /// `_tandem/` objects are never listed.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        // object_store lists whole path segments: list the directory part, then filter.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let dir_path = if dir.is_empty() {
+            None
+        } else {
+            Some(parse_key(dir)?)
+        };
+        let metas: Vec<_> = self.inner.list(dir_path.as_ref()).try_collect().await?;
+        let mut keys: Vec<String> = metas
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .filter(|k| k.starts_with(prefix) && !is_reserved(k))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Checks the backend answers (reads the layout marker).
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.head(&Path::from(FORMAT_MARKER_KEY)).await?;
+        Ok(())
+    }
+}
+
+fn is_reserved(key: &str) -> bool {
+    key.split('/').next() == Some(RESERVED_PREFIX)
+}
+
+/// Validates a caller's key: relative, non-empty segments of `[A-Za-z0-9._=-]`, no `.`/`..`
+/// segments, not in the reserved `_tandem/` prefix.
+pub(crate) fn parse_key(key: &str) -> Result<Path> {
+    let invalid = || StoreError::InvalidKey(key.to_owned());
+    if key.is_empty() || key.len() > MAX_KEY_LEN || is_reserved(key) {
+        return Err(invalid());
+    }
+    for seg in key.split('/') {
+        let ok_chars = seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-'));
+        if seg.is_empty() || seg == "." || seg == ".." || !ok_chars {
+            return Err(invalid());
+        }
+    }
+    Path::parse(key).map_err(|_| invalid())
+}
+
+/// Reads the local layout marker, writing it (durably) if absent.
+fn ensure_local_format(root: &FsPath) -> Result<()> {
+    let marker = root.join(FORMAT_MARKER_KEY);
+    match std::fs::read(&marker) {
+        Ok(text) => {
+            let m: FormatMarker = serde_json::from_slice(&text)
+                .map_err(|e| StoreError::blob(format!("{}: {e}", marker.display())))?;
+            if m.format_version > BLOB_FORMAT_VERSION {
+                return Err(StoreError::FormatTooNew {
+                    found: m.format_version,
+                    supported: BLOB_FORMAT_VERSION,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let io = |e: std::io::Error| StoreError::blob(format!("{}: {e}", marker.display()));
+            let dir = marker.parent().expect("marker has a parent");
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let tmp = dir.join(format!("format.json.{}.tmp", uuid::Uuid::new_v4().simple()));
+            let body = serde_json::to_vec(&FormatMarker {
+                format_version: BLOB_FORMAT_VERSION,
+            })
+            .expect("marker serializes");
+            std::fs::write(&tmp, body).map_err(io)?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+            std::fs::rename(&tmp, &marker).map_err(io)?;
+            fsync_file_and_dirs(root, &marker)
+        }
+        Err(e) => Err(StoreError::blob(format!("{}: {e}", marker.display()))),
+    }
+}
+
+/// fsyncs `file`, then every directory from its parent up to and including `root`, so that the
+/// file's name (and any directory object_store just created) survives a crash.
+fn fsync_file_and_dirs(root: &FsPath, file: &FsPath) -> Result<()> {
+    let io =
+        |p: &FsPath, e: std::io::Error| StoreError::blob(format!("fsync {}: {e}", p.display()));
+    std::fs::File::open(file)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(file, e))?;
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(d, e))?;
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        for ok in ["a", "audio/2024/x.wav", "a-b_c.d=e/f"] {
+            assert!(parse_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "../a",
+            "a/../b",
+            "./a",
+            "a b",
+            "_tandem/x",
+            "a#b",
+            "é",
+        ] {
+            assert!(
+                matches!(parse_key(bad), Err(StoreError::InvalidKey(_))),
+                "{bad}"
+            );
+        }
+    }
+}

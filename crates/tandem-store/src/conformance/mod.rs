@@ -1,0 +1,67 @@
+//! A backend-independent conformance suite.
+//!
+//! Each `pub async fn` checks one behaviour against a [`Store`] and panics with a clear message if
+//! the backend gets it wrong. They use fresh region names and blob prefixes, so they can share one
+//! store ([`run_all`]) or each get their own (`tests/conformance_sqlite.rs`). A new backend adds
+//! one test file that calls every function here.
+
+mod blob;
+mod meta;
+mod updates;
+
+pub use blob::{
+    blob_invalid_keys, blob_large, blob_list_prefix, blob_overwrite, blob_put_get_list_delete,
+};
+pub use meta::{
+    create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,
+};
+pub use updates::{
+    concurrency_limit_update, concurrent_writers, duplicate_key_conflicts, key_rotation,
+};
+
+use tandem_core::{KeyHash, RegionName, ResourceId, ResourceKey};
+
+use crate::{NewResource, Store};
+
+/// Runs every conformance check, one after another, against one store.
+pub async fn run_all(store: &Store) {
+    create_get_list_delete(store).await;
+    name_conflict_per_region(store).await;
+    regions_isolated(store).await;
+    key_rotation(store).await;
+    concurrency_limit_update(store).await;
+    not_found_paths(store).await;
+    duplicate_key_conflicts(store).await;
+    concurrent_writers(store).await;
+    blob_put_get_list_delete(store).await;
+    blob_overwrite(store).await;
+    blob_list_prefix(store).await;
+    blob_invalid_keys(store).await;
+    blob_large(store).await;
+}
+
+/// A region name no other check uses: `tag` plus 8 random hex digits.
+fn fresh_region(tag: &str) -> RegionName {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    RegionName::new(format!("{tag}-{}", &suffix[..8])).expect("valid region name")
+}
+
+/// A unique blob prefix (ends with `/`).
+fn fresh_prefix(tag: &str) -> String {
+    format!("conf-{tag}-{}/", uuid::Uuid::new_v4().simple())
+}
+
+fn random_hash() -> KeyHash {
+    ResourceKey::generate().hash()
+}
+
+fn new_resource(region: &RegionName, name: &str) -> NewResource {
+    NewResource {
+        id: ResourceId::random(),
+        region: region.clone(),
+        name: name.to_owned(),
+        key1: random_hash(),
+        key2: random_hash(),
+        concurrency_limit: 100,
+    }
+}

@@ -1,0 +1,29 @@
+//! Tandem's storage: where a region keeps its resources and its blobs.
+//!
+//! Metadata (resources, key hashes, limits) goes through the [`MetaStore`] trait; today's backend
+//! is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
+//! config change, not a rewrite. Blobs go through [`BlobStore`], a thin layer over the
+//! `object_store` crate on the local filesystem, so that S3 is likewise a config change.
+//!
+//! Durability is the contract: a write that returned `Ok` survives `kill -9` (SQLite in WAL mode
+//! with `synchronous=FULL`; blobs fsynced with their directories). Every persisted format carries
+//! a version, and a build refuses data written by a newer one ([`StoreError::FormatTooNew`]).
+//! Nothing is cached: the `tandem resource` CLI and the server may share one database, and the
+//! server sees a change on its next request.
+//!
+//! [`conformance`] is a backend-independent test suite; every backend runs all of it.
+
+#![deny(missing_docs)]
+
+mod blob;
+pub mod conformance;
+mod error;
+mod model;
+mod sqlite;
+mod store;
+
+pub use blob::{BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
+pub use error::{Result, StoreError};
+pub use model::{MetaStore, NewResource, Resource};
+pub use sqlite::{SqliteMetaStore, METADATA_FORMAT_VERSION};
+pub use store::Store;

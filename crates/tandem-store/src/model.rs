@@ -1,0 +1,78 @@
+//! The records the store keeps, and the trait every metadata backend implements.
+
+use async_trait::async_trait;
+use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
+
+use crate::Result;
+
+/// A speech resource as stored. Key hashes are deliberately absent: they are only ever compared,
+/// through [`MetaStore::authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Random id.
+    pub id: ResourceId,
+    /// The region the resource lives in; its keys work only there.
+    pub region: RegionName,
+    /// Name, unique within the region.
+    pub name: String,
+    /// Concurrent requests allowed before 429.
+    pub concurrency_limit: u32,
+    /// When it was created (UTC).
+    pub created_at: time::OffsetDateTime,
+}
+
+/// What [`MetaStore::create_resource`] needs.
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    /// Id chosen by the caller (usually [`ResourceId::random`]).
+    pub id: ResourceId,
+    /// Region.
+    pub region: RegionName,
+    /// Name, unique within the region.
+    pub name: String,
+    /// SHA-256 of key 1.
+    pub key1: KeyHash,
+    /// SHA-256 of key 2.
+    pub key2: KeyHash,
+    /// Concurrent requests allowed before 429.
+    pub concurrency_limit: u32,
+}
+
+/// Resource metadata. Every call goes to the backend: nothing is cached, because another process
+/// (the `tandem resource` CLI) may write at any time and the server must see it at once.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Creates a resource. [`StoreError::Conflict`](crate::StoreError::Conflict) if the region
+    /// already has one of that name, or if a key hash is already in use.
+    async fn create_resource(&self, r: NewResource) -> Result<Resource>;
+    /// The resource with this id, if any.
+    async fn get_resource(&self, id: ResourceId) -> Result<Option<Resource>>;
+    /// The resource of `region` named `name`, if any.
+    async fn get_resource_by_name(
+        &self,
+        region: &RegionName,
+        name: &str,
+    ) -> Result<Option<Resource>>;
+    /// The resources of `region`, ordered by `created_at`, then `name`.
+    async fn list_resources(&self, region: &RegionName) -> Result<Vec<Resource>>;
+    /// Deletes a resource and its keys; `false` if there was none.
+    async fn delete_resource(&self, id: ResourceId) -> Result<bool>;
+    /// Replaces one key's hash. `NotFound` if the resource does not exist.
+    async fn set_key(&self, id: ResourceId, slot: KeySlot, hash: KeyHash) -> Result<()>;
+    /// Changes the concurrency limit. `NotFound` if the resource does not exist.
+    async fn set_concurrency_limit(&self, id: ResourceId, limit: u32) -> Result<()>;
+    /// Finds the resource of `region` that has a key with this hash; compares the stored hash with
+    /// [`KeyHash`]'s constant-time eq before returning.
+    async fn authenticate(
+        &self,
+        region: &RegionName,
+        hash: &KeyHash,
+    ) -> Result<Option<(Resource, KeySlot)>>;
+    /// Cheap round trip to the backend, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+    /// The format version recorded in the database.
+    async fn schema_version(&self) -> Result<u32>;
+    /// Closes the backend's connections cleanly (SQLite checkpoints its WAL). Calls after this
+    /// fail. Used on graceful shutdown.
+    async fn close(&self);
+}

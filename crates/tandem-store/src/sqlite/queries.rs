@@ -1,0 +1,163 @@
+//! The [`MetaStore`] queries for SQLite. The SQL is portable (`$n` parameters, TEXT/INTEGER
+//! columns); only error mapping and row decoding are SQLite-typed.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
+use time::OffsetDateTime;
+
+use super::{conflict_or, format_time, row_to_resource, SqliteMetaStore, RESOURCE_COLUMNS};
+use crate::{MetaStore, NewResource, Resource, Result, StoreError};
+
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
+    async fn create_resource(&self, r: NewResource) -> Result<Resource> {
+        let created_at = OffsetDateTime::now_utc();
+        let conflict = || {
+            format!(
+                "resource {:?} in region {} or one of its keys already exists",
+                r.name, r.region
+            )
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO resources (id, region, name, concurrency_limit, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.region.as_str())
+        .bind(&r.name)
+        .bind(i64::from(r.concurrency_limit))
+        .bind(format_time(created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, conflict))?;
+        for (slot, hash) in [(KeySlot::Key1, &r.key1), (KeySlot::Key2, &r.key2)] {
+            sqlx::query(
+                "INSERT INTO resource_keys (resource_id, slot, key_hash) VALUES ($1, $2, $3)",
+            )
+            .bind(r.id.to_string())
+            .bind(slot.as_str())
+            .bind(hash.to_hex())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or(e, conflict))?;
+        }
+        tx.commit().await?;
+        // Read back so the returned timestamp is exactly what is stored.
+        self.get_resource(r.id)
+            .await?
+            .ok_or_else(|| StoreError::db("resource vanished right after insert"))
+    }
+
+    async fn get_resource(&self, id: ResourceId) -> Result<Option<Resource>> {
+        self.fetch_one_where("r.id = $1", &id.to_string(), None)
+            .await
+    }
+
+    async fn get_resource_by_name(
+        &self,
+        region: &RegionName,
+        name: &str,
+    ) -> Result<Option<Resource>> {
+        self.fetch_one_where("r.region = $1 AND r.name = $2", region.as_str(), Some(name))
+            .await
+    }
+
+    async fn list_resources(&self, region: &RegionName) -> Result<Vec<Resource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.region = $1 ORDER BY r.created_at, r.name"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(region.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_resource).collect()
+    }
+
+    async fn delete_resource(&self, id: ResourceId) -> Result<bool> {
+        // Keys go with it (ON DELETE CASCADE; foreign_keys is on for every connection).
+        let done = sqlx::query("DELETE FROM resources WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_key(&self, id: ResourceId, slot: KeySlot, hash: KeyHash) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE resource_keys SET key_hash = $1 WHERE resource_id = $2 AND slot = $3",
+        )
+        .bind(hash.to_hex())
+        .bind(id.to_string())
+        .bind(slot.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || "that key hash is already in use".to_owned()))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("resource {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn set_concurrency_limit(&self, id: ResourceId, limit: u32) -> Result<()> {
+        let done = sqlx::query("UPDATE resources SET concurrency_limit = $1 WHERE id = $2")
+            .bind(i64::from(limit))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("resource {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn authenticate(
+        &self,
+        region: &RegionName,
+        hash: &KeyHash,
+    ) -> Result<Option<(Resource, KeySlot)>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS}, k.slot, k.key_hash FROM resource_keys k \
+             JOIN resources r ON r.id = k.resource_id WHERE k.key_hash = $1 AND r.region = $2"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(hash.to_hex())
+            .bind(region.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stored: String = row.try_get("key_hash")?;
+        let stored =
+            KeyHash::from_hex(&stored).ok_or_else(|| StoreError::db("corrupt key hash"))?;
+        if stored != *hash {
+            return Ok(None);
+        }
+        let slot: String = row.try_get("slot")?;
+        let slot = KeySlot::from_str(&slot).map_err(StoreError::db)?;
+        Ok(Some((row_to_resource(&row)?, slot)))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn schema_version(&self) -> Result<u32> {
+        let v: i64 = sqlx::query_scalar("SELECT format_version FROM tandem_meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        u32::try_from(v).map_err(|e| StoreError::db(format!("corrupt format_version: {e}")))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

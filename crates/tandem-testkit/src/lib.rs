@@ -1,0 +1,15 @@
+//! Black-box test support for Tandem.
+//!
+//! [`RegionProcess::start`] writes a region config into a fresh temporary directory, starts the
+//! real `tandem serve` binary on `127.0.0.1:0`, reads the bound address from its stdout and
+//! waits for `/readyz`. Tests then talk to it over real HTTP, kill it with SIGKILL or SIGTERM,
+//! and restart it on the same data. The STS secret is written by the harness, so tests can also
+//! sign tokens (expired, foreign) with [`RegionProcess::signer`].
+
+#![deny(missing_docs)]
+
+mod data;
+mod region;
+
+pub use data::{biology, shared_data, BiologyClip};
+pub use region::{RegionOptions, RegionProcess, ResourceKeys};

