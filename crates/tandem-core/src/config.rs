@@ -172,9 +172,10 @@ impl RegionConfig {
 
     /// The metadata URL, defaulted.
     pub fn metadata_url(&self) -> String {
-        self.storage.metadata_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("tandem.db").display())
-        })
+        self.storage
+            .metadata_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tandem.db").display()))
     }
 
     /// The blob store URL, defaulted.
@@ -205,11 +206,15 @@ impl RegionConfig {
         match &self.admin_token_file {
             None => Ok(None),
             Some(p) => {
-                let s = std::fs::read_to_string(p)
-                    .map_err(|e| CoreError::Config(format!("admin_token_file {}: {e}", p.display())))?;
+                let s = std::fs::read_to_string(p).map_err(|e| {
+                    CoreError::Config(format!("admin_token_file {}: {e}", p.display()))
+                })?;
                 let t = s.lines().next().unwrap_or("").trim().to_owned();
                 if t.is_empty() {
-                    return Err(CoreError::Config(format!("admin_token_file {} is empty", p.display())));
+                    return Err(CoreError::Config(format!(
+                        "admin_token_file {} is empty",
+                        p.display()
+                    )));
                 }
                 Ok(Some(t))
             }
@@ -225,7 +230,9 @@ pub fn default_model_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("tandem/models");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/tandem/models")
 }
 

@@ -94,7 +94,15 @@ mod tests {
         for ok in ["westus", "eastus2", "us-west-1"] {
             assert!(RegionName::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "WestUS", "west us", "-west", "west-", &"a".repeat(33), "west/us"] {
+        for bad in [
+            "",
+            "WestUS",
+            "west us",
+            "-west",
+            "west-",
+            &"a".repeat(33),
+            "west/us",
+        ] {
             assert!(RegionName::new(bad).is_err(), "{bad}");
         }
     }

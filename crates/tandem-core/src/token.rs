@@ -174,7 +174,10 @@ mod tests {
         let mut parts: Vec<&str> = t.split('.').collect();
         let evil = B64.encode(br#"{"iss":"urn:tandem.sts","aud":"x","region":"westus","sub":"x","iat":0,"exp":99999999999,"scope":"speechservices"}"#);
         parts[1] = &evil;
-        assert!(matches!(w.verify(&parts.join("."), 1), Err(CoreError::BadToken)));
+        assert!(matches!(
+            w.verify(&parts.join("."), 1),
+            Err(CoreError::BadToken)
+        ));
         for junk in ["", "a.b", "a.b.c", "..", "x.y.z.w"] {
             assert!(w.verify(junk, 1).is_err(), "{junk}");
         }

@@ -90,8 +90,8 @@ fn biology_recordings_are_recognized() {
         language: "en-US".into(),
         audio_ctx: 768,
     };
-    // TANDEM_STT_ALL_FILES=1 scores the whole set (for measurements); the per-file and mean
-    // bounds below then apply to all of it.
+    // TANDEM_STT_ALL_FILES=1 scores the whole set (for measurements); only the mean bound
+    // applies then.
     let all: Vec<String> = refs.iter().map(|(name, _)| name.clone()).collect();
     let files: Vec<&str> = if std::env::var_os("TANDEM_STT_ALL_FILES").is_some() {
         all.iter().map(String::as_str).collect()
@@ -101,7 +101,7 @@ fn biology_recordings_are_recognized() {
     let mut total = WerStats::default();
     let mut wers = Vec::new();
     let (mut audio_s, mut cpu_s) = (0.0f64, 0.0f64);
-    for file in files {
+    for &file in &files {
         let reference = &refs
             .iter()
             .find(|(name, _)| name == file)
@@ -132,8 +132,12 @@ fn biology_recordings_are_recognized() {
         total.wer(),
         cpu_s / audio_s
     );
-    for (file, w) in &wers {
-        assert!(*w < 0.6, "{file}: WER {w:.3}");
+    if files.len() == FILES.len() {
+        // Per-file bound on the fixed five (over all 50, a few files are legitimately worse:
+        // b0041 "Cats diet wise are Omnivores" → "Cats are omnivore animals.").
+        for (file, w) in &wers {
+            assert!(*w < 0.6, "{file}: WER {w:.3}");
+        }
     }
     assert!(mean < 0.35, "mean WER {mean:.3}");
 

@@ -130,7 +130,10 @@ fn parse_id(id: &str) -> Result<ResourceId, ApiError> {
 async fn get_in_region(state: &AppState, id: ResourceId) -> Result<Resource, ApiError> {
     match state.store().meta.get_resource(id).await? {
         Some(r) if &r.region == state.region() => Ok(r),
-        _ => Err(ApiError::NotFound(format!("no resource {id} in region {}", state.region()))),
+        _ => Err(ApiError::NotFound(format!(
+            "no resource {id} in region {}",
+            state.region()
+        ))),
     }
 }
 
@@ -161,7 +164,9 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError
 
 pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let rs = state.store().meta.list_resources(state.region()).await?;
-    Ok(Json(json!({ "values": rs.iter().map(resource_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "values": rs.iter().map(resource_json).collect::<Vec<_>>() }),
+    ))
 }
 
 pub(crate) async fn create(
@@ -173,7 +178,13 @@ pub(crate) async fn create(
     let limit = body
         .concurrency_limit
         .unwrap_or(state.config().default_concurrency);
-    let created = create_resource(state.store().meta.as_ref(), state.region(), &body.name, limit).await?;
+    let created = create_resource(
+        state.store().meta.as_ref(),
+        state.region(),
+        &body.name,
+        limit,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created.to_json())))
 }
 
@@ -194,7 +205,10 @@ pub(crate) async fn patch(
 ) -> Result<Json<Value>, ApiError> {
     let body: PatchBody = json_body(&body)?;
     if body.concurrency_limit == 0 {
-        return Err(ApiError::bad_request("InvalidArgument", "concurrencyLimit must be at least 1"));
+        return Err(ApiError::bad_request(
+            "InvalidArgument",
+            "concurrencyLimit must be at least 1",
+        ));
     }
     let r = get_in_region(&state, parse_id(&id)?).await?;
     state
@@ -225,13 +239,14 @@ pub(crate) async fn regenerate(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body: RegenerateBody = json_body(&body)?;
-    let slot: KeySlot = body
-        .key_name
-        .parse()
-        .map_err(|e: tandem_core::CoreError| ApiError::bad_request("InvalidArgument", e.to_string()))?;
+    let slot: KeySlot = body.key_name.parse().map_err(|e: tandem_core::CoreError| {
+        ApiError::bad_request("InvalidArgument", e.to_string())
+    })?;
     let r = get_in_region(&state, parse_id(&id)?).await?;
     let key = regenerate_key(state.store().meta.as_ref(), r.id, slot).await?;
-    Ok(Json(json!({ "id": r.id.to_string(), slot.as_str(): key.expose() })))
+    Ok(Json(
+        json!({ "id": r.id.to_string(), slot.as_str(): key.expose() }),
+    ))
 }
 
 #[cfg(test)]

@@ -51,7 +51,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
 
 async fn by_key(state: &AppState, key: &str) -> Result<Resource, ApiError> {
     let hash = ResourceKey::from_presented(key).hash();
-    match state.store().meta.authenticate(state.region(), &hash).await? {
+    match state
+        .store()
+        .meta
+        .authenticate(state.region(), &hash)
+        .await?
+    {
         Some((resource, _slot)) => Ok(resource),
         None => Err(ApiError::bad_credentials()),
     }
@@ -68,7 +73,10 @@ async fn by_token(state: &AppState, token: &str) -> Result<Resource, ApiError> {
         )),
         _ => ApiError::bad_credentials(),
     })?;
-    let id: ResourceId = claims.sub.parse().map_err(|_| ApiError::bad_credentials())?;
+    let id: ResourceId = claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::bad_credentials())?;
     match state.store().meta.get_resource(id).await? {
         Some(r) if &r.region == state.region() => Ok(r),
         _ => Err(ApiError::bad_credentials()),

@@ -174,16 +174,35 @@ mod tests {
             (ApiError::MissingCredentials, 401, "401"),
             (ApiError::bad_credentials(), 401, "401"),
             (ApiError::TooManyRequests { retry_after: 1 }, 429, "429"),
-            (ApiError::bad_request("InvalidAudioFormat", "x"), 400, "InvalidAudioFormat"),
-            (ApiError::PayloadTooLarge("x".into()), 413, "PayloadTooLarge"),
-            (ApiError::UnsupportedMediaType("x".into()), 415, "UnsupportedMediaType"),
-            (ApiError::Internal("secret detail".into()), 500, "InternalServerError"),
+            (
+                ApiError::bad_request("InvalidAudioFormat", "x"),
+                400,
+                "InvalidAudioFormat",
+            ),
+            (
+                ApiError::PayloadTooLarge("x".into()),
+                413,
+                "PayloadTooLarge",
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "UnsupportedMediaType",
+            ),
+            (
+                ApiError::Internal("secret detail".into()),
+                500,
+                "InternalServerError",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status().as_u16(), status, "{e:?}");
             assert_eq!(e.code(), code, "{e:?}");
         }
         // Internal details never reach the caller.
-        assert_eq!(ApiError::Internal("secret detail".into()).to_string(), "internal error");
+        assert_eq!(
+            ApiError::Internal("secret detail".into()).to_string(),
+            "internal error"
+        );
     }
 }

@@ -37,24 +37,37 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric, labelled with the region.
     pub fn new(region: &str) -> Self {
-        let registry =
-            Registry::new_custom(Some("tandem".into()), Some([("region".to_owned(), region.to_owned())].into()))
-                .expect("valid registry");
+        let registry = Registry::new_custom(
+            Some("tandem".into()),
+            Some([("region".to_owned(), region.to_owned())].into()),
+        )
+        .expect("valid registry");
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("metric");
         let latency = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
-                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ],
             ),
             &["route"],
         )
         .expect("metric");
         let rtf = HistogramVec::new(
-            HistogramOpts::new("engine_real_time_factor", "engine compute time / audio duration")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0]),
+            HistogramOpts::new(
+                "engine_real_time_factor",
+                "engine compute time / audio duration",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+            ]),
             &["engine"],
         )
         .expect("metric");
@@ -64,7 +77,10 @@ impl Metrics {
         let tts_queue = gauge("tts_queue_depth", "synthesis jobs waiting for a worker");
         let tts_busy = gauge("tts_workers_busy", "synthesis jobs running");
         let throttled = IntCounterVec::new(
-            Opts::new("quota_throttled_total", "requests refused by the concurrency quota"),
+            Opts::new(
+                "quota_throttled_total",
+                "requests refused by the concurrency quota",
+            ),
             &["route"],
         )
         .expect("metric");
@@ -117,7 +133,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let elapsed = start.elapsed().as_secs_f64();
     let status = resp.status().as_u16().to_string();
     let m = state.metrics();
-    m.requests.with_label_values(&[&route, &method, &status]).inc();
+    m.requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
     m.latency.with_label_values(&[&route]).observe(elapsed);
     if resp.status().as_u16() == 429 {
         m.throttled.with_label_values(&[&route]).inc();
@@ -129,7 +147,10 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// `GET /metrics`.
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         state.metrics().render(),
     )
 }

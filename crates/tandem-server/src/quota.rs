@@ -46,7 +46,10 @@ impl Quotas {
 
     /// Forgets a deleted resource.
     pub fn forget(&self, resource: ResourceId) {
-        self.by_resource.lock().expect("quota lock").remove(&resource);
+        self.by_resource
+            .lock()
+            .expect("quota lock")
+            .remove(&resource);
     }
 }
 
@@ -73,6 +76,9 @@ mod tests {
         let _a = q.try_acquire(r1, 1).unwrap();
         assert!(q.try_acquire(r2, 1).is_ok());
         assert!(q.try_acquire(r1, 1).is_err());
-        assert!(q.try_acquire(r1, 5).is_ok(), "a raised limit applies at once");
+        assert!(
+            q.try_acquire(r1, 5).is_ok(),
+            "a raised limit applies at once"
+        );
     }
 }

@@ -58,7 +58,9 @@ impl RegionProcess {
             .prefix(&format!("tandem-{name}-"))
             .tempdir()
             .expect("tempdir");
-        let secret: Vec<u8> = (0..32).map(|i| (i as u8).wrapping_mul(31) ^ name.len() as u8).collect();
+        let secret: Vec<u8> = (0..32)
+            .map(|i| (i as u8).wrapping_mul(31) ^ name.len() as u8)
+            .collect();
         let secret = [secret, name.as_bytes().to_vec()].concat();
         std::fs::write(dir.path().join("sts.secret"), hex::encode(&secret)).expect("secret");
         let admin_token = format!("admin-{name}-{}", std::process::id());
@@ -98,7 +100,11 @@ impl RegionProcess {
 
     /// A signer holding this region's STS secret, for forging test tokens.
     pub fn signer(&self, ttl_secs: u64) -> TokenSigner {
-        TokenSigner::new(RegionName::new(&self.name).expect("name"), self.secret.clone(), ttl_secs)
+        TokenSigner::new(
+            RegionName::new(&self.name).expect("name"),
+            self.secret.clone(),
+            ttl_secs,
+        )
     }
 
     /// Everything the process (and its earlier incarnations) wrote to stderr: its logs.
@@ -124,7 +130,10 @@ impl RegionProcess {
                     .open(self.dir.path().join("stderr.log"))
                     .expect("log file"),
             ))
-            .env("TANDEM_LOG", std::env::var("TANDEM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
+            .env(
+                "TANDEM_LOG",
+                std::env::var("TANDEM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+            )
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
         let stdout = child.stdout.take().expect("piped stdout");
@@ -155,15 +164,27 @@ impl RegionProcess {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + self.ready_timeout;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("region {} exited while starting: {status}\n{}", self.name, self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "region {} exited while starting: {status}\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await {
                 if r.status().is_success() {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "region {} not ready in time", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "region {} not ready in time",
+                self.name
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -210,8 +231,13 @@ impl RegionProcess {
     /// `tandem resource create --json` on this region.
     pub fn create_resource(&self, name: &str) -> ResourceKeys {
         let out = self.cli(&["resource", "create", "--name", name, "--json"]);
-        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON from resource create");
-        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_owned();
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).expect("JSON from resource create");
+        let s = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("no {k} in {v}"))
+                .to_owned()
+        };
         assert_eq!(s("region"), self.name);
         ResourceKeys {
             id: s("id"),

@@ -52,7 +52,11 @@ async fn token(http: &reqwest::Client, endpoint: &str, key: &str) -> anyhow::Res
         .await
         .with_context(|| format!("reaching {endpoint}"))?;
     if !resp.status().is_success() {
-        bail!("issueToken at {endpoint}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        bail!(
+            "issueToken at {endpoint}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
     Ok(resp.text().await?)
 }
@@ -77,7 +81,11 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         .send()
         .await?;
     if !resp.status().is_success() {
-        bail!("synthesis: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        bail!(
+            "synthesis: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
     let wav = resp.bytes().await?;
     let tts_ms = t0.elapsed().as_millis();
@@ -105,10 +113,18 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         bail!("recognition: {status} {body}");
     }
     let stt_ms = t1.elapsed().as_millis();
-    println!("said  ({}, {voice}, {tts_ms} ms, {} bytes): {}", a.endpoint, wav.len(), a.text, voice = a.voice);
+    println!(
+        "said  ({}, {voice}, {tts_ms} ms, {} bytes): {}",
+        a.endpoint,
+        wav.len(),
+        a.text,
+        voice = a.voice
+    );
     println!(
         "heard ({stt_endpoint}, {stt_ms} ms): {}",
-        body.get("DisplayText").and_then(|v| v.as_str()).unwrap_or("<nothing>")
+        body.get("DisplayText")
+            .and_then(|v| v.as_str())
+            .unwrap_or("<nothing>")
     );
     println!("{}", serde_json::to_string_pretty(&body)?);
     Ok(())

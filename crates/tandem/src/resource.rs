@@ -66,7 +66,10 @@ pub async fn run(cmd: ResourceCommand) -> anyhow::Result<()> {
             } else {
                 println!("{:<38} {:<10} {:>11}  NAME", "ID", "REGION", "CONCURRENCY");
                 for r in rs {
-                    println!("{:<38} {:<10} {:>11}  {}", r.id, r.region, r.concurrency_limit, r.name);
+                    println!(
+                        "{:<38} {:<10} {:>11}  {}",
+                        r.id, r.region, r.concurrency_limit, r.name
+                    );
                 }
             }
             store.close().await;
@@ -93,7 +96,10 @@ pub async fn run(cmd: ResourceCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
             if json {
-                println!("{}", json!({"id": r.id.to_string(), slot.as_str(): new_key.expose()}));
+                println!(
+                    "{}",
+                    json!({"id": r.id.to_string(), slot.as_str(): new_key.expose()})
+                );
             } else {
                 println!("{}: {}", slot.as_str(), new_key.expose());
             }

@@ -18,7 +18,11 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let secret = hex::decode(text.trim())
             .with_context(|| format!("{} does not hold a hex secret", path.display()))?;
-        anyhow::ensure!(secret.len() >= 16, "{} holds a secret shorter than 128 bits", path.display());
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "{} holds a secret shorter than 128 bits",
+            path.display()
+        );
         return Ok(secret);
     }
     let mut secret = vec![0u8; 32];
@@ -96,7 +100,9 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
         .await
         .context("opening the region's store")?;
 
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let stt_workers = cfg.engine_workers.unwrap_or((cores / 2).max(1));
     let stt_threads = (cores / stt_workers).max(1);
     let metrics = Metrics::new(cfg.region.as_str());
@@ -114,7 +120,15 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
         metrics.tts_queue.clone(),
         metrics.tts_busy.clone(),
     );
-    let state = AppState::new(cfg.clone(), store.clone(), signer, admin_token, stt_pool, tts_pool, metrics);
+    let state = AppState::new(
+        cfg.clone(),
+        store.clone(),
+        signer,
+        admin_token,
+        stt_pool,
+        tts_pool,
+        metrics,
+    );
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -13,16 +13,36 @@ async fn keys_and_tokens_work_only_in_their_own_region() {
 
     // Keys: each works at home, both slots.
     for key in [&w.key1, &w.key2] {
-        let r = http.get(voices(&west.url)).header(KEY, key).send().await.unwrap();
+        let r = http
+            .get(voices(&west.url))
+            .header(KEY, key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let r = http.get(voices(&east.url)).header(KEY, &e.key1).send().await.unwrap();
+    let r = http
+        .get(voices(&east.url))
+        .header(KEY, &e.key1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // ...and nowhere else.
-    let r = http.get(voices(&east.url)).header(KEY, &w.key1).send().await.unwrap();
+    let r = http
+        .get(voices(&east.url))
+        .header(KEY, &w.key1)
+        .send()
+        .await
+        .unwrap();
     let msg = assert_azure_error(r, 401).await;
     assert!(msg.contains("regional"), "{msg}");
-    let r = http.get(voices(&west.url)).header(KEY, &e.key2).send().await.unwrap();
+    let r = http
+        .get(voices(&west.url))
+        .header(KEY, &e.key2)
+        .send()
+        .await
+        .unwrap();
     assert_azure_error(r, 401).await;
 
     // STS: a west token works in west only.
@@ -33,12 +53,25 @@ async fn keys_and_tokens_work_only_in_their_own_region() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let token = r.text().await.unwrap();
     assert_eq!(token.split('.').count(), 3, "a JWT");
-    let r = http.get(voices(&west.url)).bearer_auth(&token).send().await.unwrap();
+    let r = http
+        .get(voices(&west.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http.get(voices(&east.url)).bearer_auth(&token).send().await.unwrap();
+    let r = http
+        .get(voices(&east.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_azure_error(r, 401).await;
 
     // issueToken wants a key, not a token, and not another region's key.
@@ -82,7 +115,12 @@ async fn expired_forged_and_foreign_tokens_are_rejected() {
 
     // Signed with the region's real secret, but its 10 minutes ran out an hour ago.
     let expired = west.signer(600).issue(id, now - 3600);
-    let r = http.get(&voices).bearer_auth(&expired).send().await.unwrap();
+    let r = http
+        .get(&voices)
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap();
     let msg = assert_azure_error(r, 401).await;
     assert!(msg.contains("expired"), "{msg}");
     // The same token issued now is fine: the only difference is time.
@@ -91,12 +129,18 @@ async fn expired_forged_and_foreign_tokens_are_rejected() {
     assert_eq!(r.status(), 200);
 
     // Forged: another secret.
-    let forged = tandem_core::TokenSigner::new("westus".parse().unwrap(), b"not the secret".to_vec(), 600)
-        .issue(id, now);
+    let forged =
+        tandem_core::TokenSigner::new("westus".parse().unwrap(), b"not the secret".to_vec(), 600)
+            .issue(id, now);
     let r = http.get(&voices).bearer_auth(&forged).send().await.unwrap();
     assert_azure_error(r, 401).await;
     // Garbage.
-    let r = http.get(&voices).bearer_auth("not-a-jwt").send().await.unwrap();
+    let r = http
+        .get(&voices)
+        .bearer_auth("not-a-jwt")
+        .send()
+        .await
+        .unwrap();
     assert_azure_error(r, 401).await;
     // A token for a resource that was deleted stops working at once.
     west.cli(&["resource", "delete", &w.id]);

@@ -20,16 +20,34 @@ async fn cli_changes_apply_to_the_running_region_at_once() {
     let k = west.create_resource("rotating");
     assert_eq!(voices_status(&http, &west.url, &k.key1).await, 200);
 
-    let out = west.cli(&["resource", "regenerate-key", "rotating", "--key", "key1", "--json"]);
+    let out = west.cli(&[
+        "resource",
+        "regenerate-key",
+        "rotating",
+        "--key",
+        "key1",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let new_key1 = v["key1"].as_str().unwrap();
     assert_ne!(new_key1, k.key1);
-    assert_eq!(voices_status(&http, &west.url, &k.key1).await, 401, "old key1 is dead");
+    assert_eq!(
+        voices_status(&http, &west.url, &k.key1).await,
+        401,
+        "old key1 is dead"
+    );
     assert_eq!(voices_status(&http, &west.url, new_key1).await, 200);
-    assert_eq!(voices_status(&http, &west.url, &k.key2).await, 200, "key2 untouched");
+    assert_eq!(
+        voices_status(&http, &west.url, &k.key2).await,
+        200,
+        "key2 untouched"
+    );
 
     let list = west.cli(&["resource", "list", "--json"]);
-    assert!(list.contains("rotating") && !list.contains(&k.key2), "{list}");
+    assert!(
+        list.contains("rotating") && !list.contains(&k.key2),
+        "{list}"
+    );
 
     west.cli(&["resource", "delete", "rotating"]);
     assert_eq!(voices_status(&http, &west.url, new_key1).await, 401);
@@ -56,7 +74,10 @@ async fn admin_api_needs_its_token_and_manages_resources() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let created: serde_json::Value = r.json().await.unwrap();
-    let (id, key1) = (created["id"].as_str().unwrap(), created["key1"].as_str().unwrap());
+    let (id, key1) = (
+        created["id"].as_str().unwrap(),
+        created["key1"].as_str().unwrap(),
+    );
     assert_eq!(created["region"], "westus");
     assert_eq!(voices_status(&http, &west.url, key1).await, 200);
 
@@ -85,7 +106,10 @@ async fn admin_api_needs_its_token_and_manages_resources() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["concurrencyLimit"], 3);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["concurrencyLimit"],
+        3
+    );
 
     let r = http
         .post(format!("{base}/{id}/regenerateKey"))
@@ -95,13 +119,26 @@ async fn admin_api_needs_its_token_and_manages_resources() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let new_key = r.json::<serde_json::Value>().await.unwrap()["key1"].as_str().unwrap().to_owned();
+    let new_key = r.json::<serde_json::Value>().await.unwrap()["key1"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(voices_status(&http, &west.url, key1).await, 401);
     assert_eq!(voices_status(&http, &west.url, &new_key).await, 200);
 
-    let r = http.delete(format!("{base}/{id}")).bearer_auth(&west.admin_token).send().await.unwrap();
+    let r = http
+        .delete(format!("{base}/{id}"))
+        .bearer_auth(&west.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = http.get(format!("{base}/{id}")).bearer_auth(&west.admin_token).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/{id}"))
+        .bearer_auth(&west.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_azure_error(r, 404).await;
     assert_eq!(voices_status(&http, &west.url, &new_key).await, 401);
 }
@@ -109,7 +146,15 @@ async fn admin_api_needs_its_token_and_manages_resources() {
 #[tokio::test]
 async fn concurrency_quota_overflows_into_429_with_retry_after() {
     let west = region("westus").await;
-    let out = west.cli(&["resource", "create", "--name", "tiny", "--concurrency", "1", "--json"]);
+    let out = west.cli(&[
+        "resource",
+        "create",
+        "--name",
+        "tiny",
+        "--concurrency",
+        "1",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let key = v["key1"].as_str().unwrap().to_owned();
     let http = http();
@@ -118,7 +163,8 @@ async fn concurrency_quota_overflows_into_429_with_retry_after() {
     let wav = wav_bytes(&biology()[1].path);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tx.send(Ok(wav[..1024].to_vec())).await.unwrap();
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     let a = tokio::spawn({
         let http = http.clone();
         let url = stt_url(&west.url, "language=en-US");
@@ -169,7 +215,12 @@ async fn kill_9_in_the_middle_of_writes_loses_nothing_acknowledged() {
     let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (http, url, token, ack_tx) = (http.clone(), url.clone(), west.admin_token.clone(), ack_tx.clone());
+        let (http, url, token, ack_tx) = (
+            http.clone(),
+            url.clone(),
+            west.admin_token.clone(),
+            ack_tx.clone(),
+        );
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let r = http
@@ -184,7 +235,10 @@ async fn kill_9_in_the_middle_of_writes_loses_nothing_acknowledged() {
                             Ok(v) => v,
                             Err(_) => break, // died mid-response: not acknowledged
                         };
-                        let _ = ack_tx.send((v["name"].as_str().unwrap().to_owned(), v["key1"].as_str().unwrap().to_owned()));
+                        let _ = ack_tx.send((
+                            v["name"].as_str().unwrap().to_owned(),
+                            v["key1"].as_str().unwrap().to_owned(),
+                        ));
                     }
                     _ => break, // the region is gone
                 }
@@ -207,17 +261,28 @@ async fn kill_9_in_the_middle_of_writes_loses_nothing_acknowledged() {
     west.restart().await;
     let list = west.cli(&["resource", "list", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
-    let names: std::collections::HashSet<&str> =
-        listed.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: std::collections::HashSet<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     for (name, key1) in &acked {
-        assert!(names.contains(name.as_str()), "acknowledged {name} was lost");
+        assert!(
+            names.contains(name.as_str()),
+            "acknowledged {name} was lost"
+        );
         let r = http
             .post(format!("{}/sts/v1.0/issueToken", west.url))
             .header(KEY, key1)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200, "the key of acknowledged {name} no longer works");
+        assert_eq!(
+            r.status(),
+            200,
+            "the key of acknowledged {name} no longer works"
+        );
     }
 }
 
@@ -237,9 +302,17 @@ async fn health_readiness_and_metrics() {
     let west = region("westus").await;
     let k = west.create_resource("ops");
     let http = http();
-    let r = http.get(format!("{}/healthz", west.url)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/healthz", west.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http.get(format!("{}/readyz", west.url)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/readyz", west.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["checks"]["engines"], "ok");
@@ -256,7 +329,14 @@ async fn health_readiness_and_metrics() {
     let r = http.get(format!("{}/nope", west.url)).send().await.unwrap();
     assert_azure_error(r, 404).await;
 
-    let metrics = http.get(format!("{}/metrics", west.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(format!("{}/metrics", west.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "tandem_http_requests_total{",
         "route=\"/speech/recognition/{mode}/cognitiveservices/v1\"",
@@ -265,6 +345,9 @@ async fn health_readiness_and_metrics() {
         "tandem_stt_queue_depth",
         "region=\"westus\"",
     ] {
-        assert!(metrics.contains(needle), "metrics lack {needle}:\n{metrics}");
+        assert!(
+            metrics.contains(needle),
+            "metrics lack {needle}:\n{metrics}"
+        );
     }
 }

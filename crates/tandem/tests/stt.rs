@@ -13,11 +13,18 @@ async fn recognizes_real_biology_recordings_in_azure_shapes() {
     let mut total = tandem_engines::text::WerStats::default();
     for (i, clip) in clips.iter().step_by(5).enumerate() {
         let detailed = i % 2 == 1;
-        let query = if detailed { "language=en-US&format=detailed" } else { "language=en-US" };
+        let query = if detailed {
+            "language=en-US&format=detailed"
+        } else {
+            "language=en-US"
+        };
         let r = http
             .post(stt_url(&west.url, query))
             .header(KEY, &k.key1)
-            .header("Content-Type", "audio/wav; codecs=audio/pcm; samplerate=16000")
+            .header(
+                "Content-Type",
+                "audio/wav; codecs=audio/pcm; samplerate=16000",
+            )
             .body(wav_bytes(&clip.path))
             .send()
             .await
@@ -28,7 +35,10 @@ async fn recognizes_real_biology_recordings_in_azure_shapes() {
         let display = v["DisplayText"].as_str().unwrap();
         let offset = v["Offset"].as_u64().expect("Offset in ticks");
         let duration = v["Duration"].as_u64().expect("Duration in ticks");
-        assert!(duration > 5_000_000 && offset + duration <= 80_000_000, "{v}");
+        assert!(
+            duration > 5_000_000 && offset + duration <= 80_000_000,
+            "{v}"
+        );
         if detailed {
             let best = &v["NBest"][0];
             for f in ["Lexical", "ITN", "MaskedITN", "Display"] {
@@ -38,11 +48,20 @@ async fn recognizes_real_biology_recordings_in_azure_shapes() {
             assert!((0.0..=1.0).contains(&c));
             let lexical = best["Lexical"].as_str().unwrap();
             assert_eq!(lexical, lexical.to_lowercase(), "Lexical is lower case");
-            assert!(!lexical.contains(['.', ',', '?']), "Lexical has no punctuation");
+            assert!(
+                !lexical.contains(['.', ',', '?']),
+                "Lexical has no punctuation"
+            );
         }
         let stats = tandem_engines::text::word_errors(&clip.transcript, display);
         // One short clip can go badly wrong; the set as a whole is what is measured.
-        assert!(stats.wer() < 1.0, "{}: {:?} vs {:?}", clip.name, clip.transcript, display);
+        assert!(
+            stats.wer() < 1.0,
+            "{}: {:?} vs {:?}",
+            clip.name,
+            clip.transcript,
+            display
+        );
         total.add(&stats);
     }
     // Whisper tiny.en's baseline on this set is about 20 % WER (BENCHMARKS.md has all 50).
@@ -81,7 +100,10 @@ async fn chunked_uploads_other_rates_and_token_auth_work() {
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["RecognitionStatus"], "Success");
-    assert!(wer(&clip.transcript, v["DisplayText"].as_str().unwrap()) < 0.6, "{v}");
+    assert!(
+        wer(&clip.transcript, v["DisplayText"].as_str().unwrap()) < 0.6,
+        "{v}"
+    );
 
     // 24 kHz audio is resampled, not refused.
     let sample = shared_data().join("speaker-samples/phrase_EN-US_Jenny.wav");
@@ -104,7 +126,10 @@ async fn bad_audio_gets_clear_400s_and_silence_is_initial_silence_timeout() {
     let k = west.create_resource("stt");
     let http = http();
     let post = |query: &'static str, body: Vec<u8>| {
-        http.post(stt_url(&west.url, query)).header(KEY, &k.key1).body(body).send()
+        http.post(stt_url(&west.url, query))
+            .header(KEY, &k.key1)
+            .body(body)
+            .send()
     };
 
     let good = wav_bytes(&biology()[0].path);
@@ -112,7 +137,11 @@ async fn bad_audio_gets_clear_400s_and_silence_is_initial_silence_timeout() {
     mp3_tag[20] = 0x55; // format tag: MP3
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty body", vec![], ""),
-        ("not a WAV", b"this is not audio at all, just text".to_vec(), ""),
+        (
+            "not a WAV",
+            b"this is not audio at all, just text".to_vec(),
+            "",
+        ),
         ("MP3 in a RIFF", mp3_tag, ""),
         ("truncated header", good[..30].to_vec(), ""),
     ];

@@ -33,19 +33,36 @@ async fn voice_list_has_azure_fields() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let voices: Vec<serde_json::Value> = r.json().await.unwrap();
-    for short in ["en-US-SltFlite", "en-US-RmsFlite", "en-US-AwbFlite", "en-US-Kal16Flite"] {
+    for short in [
+        "en-US-SltFlite",
+        "en-US-RmsFlite",
+        "en-US-AwbFlite",
+        "en-US-Kal16Flite",
+    ] {
         let v = voices
             .iter()
             .find(|v| v["ShortName"] == short)
             .unwrap_or_else(|| panic!("{short} missing"));
-        for f in ["Name", "DisplayName", "ShortName", "Gender", "Locale", "SampleRateHertz", "VoiceType", "Status"] {
+        for f in [
+            "Name",
+            "DisplayName",
+            "ShortName",
+            "Gender",
+            "Locale",
+            "SampleRateHertz",
+            "VoiceType",
+            "Status",
+        ] {
             assert!(v[f].is_string(), "{short}.{f}: {v}");
         }
         assert_eq!(v["Locale"], "en-US");
         assert_eq!(v["SampleRateHertz"], "16000");
     }
     if cfg!(feature = "espeak") {
-        assert!(voices.iter().any(|v| v["Locale"] == "de-DE"), "espeak-ng voices listed");
+        assert!(
+            voices.iter().any(|v| v["Locale"] == "de-DE"),
+            "espeak-ng voices listed"
+        );
     }
 }
 
@@ -62,7 +79,14 @@ async fn every_required_format_and_the_round_trip_back_to_text() {
         ("raw-16khz-16bit-mono-pcm", 16_000, false),
         ("raw-24khz-16bit-mono-pcm", 24_000, false),
     ] {
-        let r = synth(&http, &west.url, &k.key1, format, ssml("en-US-SltFlite", text)).await;
+        let r = synth(
+            &http,
+            &west.url,
+            &k.key1,
+            format,
+            ssml("en-US-SltFlite", text),
+        )
+        .await;
         assert_eq!(r.status(), 200, "{format}");
         let audio = r.bytes().await.unwrap();
         let pcm_bytes = if riff {
@@ -79,7 +103,14 @@ async fn every_required_format_and_the_round_trip_back_to_text() {
     }
 
     // Synthesize in 16 kHz and recognize it back: the words survive.
-    let r = synth(&http, &west.url, &k.key1, "riff-16khz-16bit-mono-pcm", ssml("en-US-SltFlite", text)).await;
+    let r = synth(
+        &http,
+        &west.url,
+        &k.key1,
+        "riff-16khz-16bit-mono-pcm",
+        ssml("en-US-SltFlite", text),
+    )
+    .await;
     let wav = r.bytes().await.unwrap();
     let r = http
         .post(stt_url(&west.url, "language=en-US"))
@@ -93,7 +124,14 @@ async fn every_required_format_and_the_round_trip_back_to_text() {
     assert!(wer(text, heard) < 0.3, "said {text:?}, heard {heard:?}");
 
     // An Azure neural voice name still works (aliased), so Azure scripts run unchanged.
-    let r = synth(&http, &west.url, &k.key1, "riff-24khz-16bit-mono-pcm", ssml("en-US-JennyNeural", "Hello there.")).await;
+    let r = synth(
+        &http,
+        &west.url,
+        &k.key1,
+        "riff-24khz-16bit-mono-pcm",
+        ssml("en-US-JennyNeural", "Hello there."),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -105,7 +143,14 @@ async fn bad_ssml_formats_and_bodies_are_refused_clearly() {
     let fmt = "riff-16khz-16bit-mono-pcm";
 
     // Unknown output format: 400 that lists the supported ones.
-    let r = synth(&http, &west.url, &k.key1, "mp3-9000khz", ssml("en-US-SltFlite", "hi")).await;
+    let r = synth(
+        &http,
+        &west.url,
+        &k.key1,
+        "mp3-9000khz",
+        ssml("en-US-SltFlite", "hi"),
+    )
+    .await;
     let msg = assert_azure_error(r, 400).await;
     assert!(msg.contains("riff-24khz-16bit-mono-pcm"), "{msg}");
 
@@ -117,13 +162,22 @@ async fn bad_ssml_formats_and_bodies_are_refused_clearly() {
     );
     for (what, body) in [
         ("not XML", "hello there".to_owned()),
-        ("unclosed", "<speak version='1.0'><voice name='en-US-SltFlite'>hi</speak>".to_owned()),
+        (
+            "unclosed",
+            "<speak version='1.0'><voice name='en-US-SltFlite'>hi</speak>".to_owned(),
+        ),
         ("wrong root", "<html><body>hi</body></html>".to_owned()),
-        ("no voice name", "<speak version='1.0' xml:lang='en-US'><voice>hi</voice></speak>".to_owned()),
+        (
+            "no voice name",
+            "<speak version='1.0' xml:lang='en-US'><voice>hi</voice></speak>".to_owned(),
+        ),
         ("unknown voice", ssml("xx-XX-NobodyNeural", "hi")),
         ("entity bomb", bomb.to_owned()),
         ("nesting bomb", deep),
-        ("bad break", ssml("en-US-SltFlite", "a <break time='soon'/> b")),
+        (
+            "bad break",
+            ssml("en-US-SltFlite", "a <break time='soon'/> b"),
+        ),
     ] {
         let r = synth(&http, &west.url, &k.key1, fmt, body).await;
         let msg = assert_azure_error(r, 400).await;
@@ -145,6 +199,13 @@ async fn bad_ssml_formats_and_bodies_are_refused_clearly() {
         .unwrap();
     assert_azure_error(r, 415).await;
     // Still serving.
-    let r = synth(&http, &west.url, &k.key1, fmt, ssml("en-US-RmsFlite", "still here")).await;
+    let r = synth(
+        &http,
+        &west.url,
+        &k.key1,
+        fmt,
+        ssml("en-US-RmsFlite", "still here"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }

@@ -42,7 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::handler))
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal(
                 "a handler panicked".into(),
@@ -52,7 +55,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Reads a whole body, refusing more than `limit` bytes with a 413 in Azure's shape.
-pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .map(|s| s.is::<http_body_util::LengthLimitError>())

@@ -44,5 +44,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<V
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route; see the Azure Speech REST reference for the paths Tandem serves".into())
+    ApiError::NotFound(
+        "no such route; see the Azure Speech REST reference for the paths Tandem serves".into(),
+    )
 }

@@ -7,10 +7,10 @@ use axum::response::IntoResponse;
 use crate::auth::{unix_now, KeyCaller};
 use crate::AppState;
 
-pub(crate) async fn issue_token(caller: KeyCaller, State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn issue_token(
+    caller: KeyCaller,
+    State(state): State<AppState>,
+) -> impl IntoResponse {
     let token = state.signer().issue(caller.resource.id, unix_now());
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        token,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], token)
 }

@@ -95,7 +95,8 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let ct = ct.to_ascii_lowercase();
     if ct.contains("ogg") || ct.contains("opus") {
         return Err(ApiError::UnsupportedMediaType(
-            "audio/ogg (Opus) is not supported; send audio/wav; codecs=audio/pcm; samplerate=16000".into(),
+            "audio/ogg (Opus) is not supported; send audio/wav; codecs=audio/pcm; samplerate=16000"
+                .into(),
         ));
     }
     Ok(())
@@ -207,19 +208,61 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn query_parameters() {
         let p = params("conversation", &q(&[("language", "en-US")])).unwrap();
         assert!(p.format == Format::Simple && p.profanity == Profanity::Masked);
-        let p = params("dictation", &q(&[("Language", "en-US"), ("format", "Detailed"), ("profanity", "raw")])).unwrap();
+        let p = params(
+            "dictation",
+            &q(&[
+                ("Language", "en-US"),
+                ("format", "Detailed"),
+                ("profanity", "raw"),
+            ]),
+        )
+        .unwrap();
         assert!(p.format == Format::Detailed && p.profanity == Profanity::Raw);
-        assert_eq!(params("conversation", &q(&[])).err().unwrap().status().as_u16(), 400);
-        assert_eq!(params("bogus", &q(&[("language", "en-US")])).err().unwrap().status().as_u16(), 404);
-        assert_eq!(params("interactive", &q(&[("language", "en-US"), ("format", "x")])).err().unwrap().status().as_u16(), 400);
-        assert_eq!(params("interactive", &q(&[("language", "en-US"), ("profanity", "x")])).err().unwrap().status().as_u16(), 400);
+        assert_eq!(
+            params("conversation", &q(&[]))
+                .err()
+                .unwrap()
+                .status()
+                .as_u16(),
+            400
+        );
+        assert_eq!(
+            params("bogus", &q(&[("language", "en-US")]))
+                .err()
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        assert_eq!(
+            params("interactive", &q(&[("language", "en-US"), ("format", "x")]))
+                .err()
+                .unwrap()
+                .status()
+                .as_u16(),
+            400
+        );
+        assert_eq!(
+            params(
+                "interactive",
+                &q(&[("language", "en-US"), ("profanity", "x")])
+            )
+            .err()
+            .unwrap()
+            .status()
+            .as_u16(),
+            400
+        );
     }
 
     #[test]

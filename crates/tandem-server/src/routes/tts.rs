@@ -32,7 +32,12 @@ fn output_format(headers: &HeaderMap) -> Result<OutputFormat, ApiError> {
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get("content-type").and_then(|v| v.to_str().ok()) {
         None => Ok(()),
-        Some(ct) if ct.to_ascii_lowercase().contains("ssml") || ct.to_ascii_lowercase().contains("xml") => Ok(()),
+        Some(ct)
+            if ct.to_ascii_lowercase().contains("ssml")
+                || ct.to_ascii_lowercase().contains("xml") =>
+        {
+            Ok(())
+        }
         Some(ct) => Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type {ct:?} is not supported: send SSML as application/ssml+xml"
         ))),
@@ -53,8 +58,9 @@ pub(crate) async fn synthesize(
     })?;
     let max = state.config().max_ssml_bytes;
     let bytes = read_body(body, max, "SSML document").await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::bad_request("InvalidSsml", "the SSML document is not valid UTF-8"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        ApiError::bad_request("InvalidSsml", "the SSML document is not valid UTF-8")
+    })?;
     let limits = SsmlLimits {
         max_bytes: max,
         ..SsmlLimits::default()
@@ -95,7 +101,10 @@ fn locale_name(locale: &str) -> String {
     name.to_owned()
 }
 
-pub(crate) async fn voices(_caller: Caller, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn voices(
+    _caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
         message: "the speech engines are still loading".into(),
         retry_after: 2,

@@ -40,7 +40,9 @@ pub fn wav_bytes(path: &Path) -> Vec<u8> {
 pub async fn assert_azure_error(resp: reqwest::Response, status: u16) -> String {
     assert_eq!(resp.status().as_u16(), status, "unexpected status");
     let v: serde_json::Value = resp.json().await.expect("error body is JSON");
-    let message = v["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message in {v}"));
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message in {v}"));
     assert!(v["error"]["code"].is_string(), "no error.code in {v}");
     assert!(!message.is_empty());
     message.to_owned()

@@ -1,0 +1,76 @@
+//! `tandem-bench`: reproducible figures for BENCHMARKS.md.
+//!
+//! Each benchmark runs the engine alone (in this process) and the same work through a real
+//! `tandem serve` region on loopback, interleaved so that machine noise hits both alike, and
+//! reports medians and ratios. Results are printed as Markdown and written as JSON to
+//! `bench/results/`.
+
+mod http_path;
+mod stats;
+mod stt;
+mod tts;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks for Tandem (run `make bench`, or one of the subcommands).
+#[derive(Parser)]
+struct Cli {
+    /// The `tandem` binary to start regions from (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/tandem", global = true)]
+    bin: PathBuf,
+    /// Where JSON results go.
+    #[arg(long, default_value = "bench/results", global = true)]
+    out: PathBuf,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Whisper tiny.en on the 50 biology recordings: WER and real-time factor, engine alone and
+    /// through HTTP.
+    Stt {
+        /// Only the first N recordings.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Text-to-speech real-time factor through HTTP against the engine alone (goal ≤ 1.1×).
+    Tts {
+        /// Repetitions of each sentence.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
+    /// Latency the HTTP path adds to a tiny request.
+    Http {
+        /// Requests to time.
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+    },
+    /// Everything above.
+    All,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(
+        cli.bin.exists(),
+        "{} not found: run `cargo build --release --bin tandem` first",
+        cli.bin.display()
+    );
+    std::fs::create_dir_all(&cli.out)?;
+    let model_dir = tandem_core::default_model_dir();
+    match cli.what {
+        What::Stt { limit } => stt::run(&cli.bin, &cli.out, &model_dir, limit).await?,
+        What::Tts { reps } => tts::run(&cli.bin, &cli.out, reps).await?,
+        What::Http { n } => http_path::run(&cli.bin, &cli.out, n).await?,
+        What::All => {
+            stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
+            tts::run(&cli.bin, &cli.out, 5).await?;
+            http_path::run(&cli.bin, &cli.out, 200).await?;
+        }
+    }
+    Ok(())
+}
