@@ -4,12 +4,15 @@
 //! real `tandem serve` binary on `127.0.0.1:0`, reads the bound address from its stdout and
 //! waits for `/readyz`. Tests then talk to it over real HTTP, kill it with SIGKILL or SIGTERM,
 //! and restart it on the same data. The STS secret is written by the harness, so tests can also
-//! sign tokens (expired, foreign) with [`RegionProcess::signer`].
+//! sign tokens (expired, foreign) with [`RegionProcess::signer`]. [`FaultProxy`] sits in front of
+//! a region to inject hangs, refusals, resets, delays and error statuses.
 
 #![deny(missing_docs)]
 
 mod data;
+mod proxy;
 mod region;
 
 pub use data::{biology, shared_data, BiologyClip};
+pub use proxy::{Fault, FaultProxy};
 pub use region::{RegionOptions, RegionProcess, ResourceKeys};

@@ -197,6 +197,24 @@ impl RegionProcess {
         }
     }
 
+    /// SIGSTOP: the process freezes. The kernel still accepts TCP connections on its port, but
+    /// nothing answers: a hung region, as a client sees it.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a frozen region resumes.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: plain kill(2) on a child we own and have not reaped.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({sig}) failed");
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub fn sigterm(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("running");

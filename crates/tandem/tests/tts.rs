@@ -198,6 +198,20 @@ async fn bad_ssml_formats_and_bodies_are_refused_clearly() {
         .await
         .unwrap();
     assert_azure_error(r, 415).await;
+    // A custom voice deployment that does not exist: 404, not a silent public voice.
+    let r = http
+        .post(format!(
+            "{}/cognitiveservices/v1?deploymentId=no-such-deployment",
+            west.url
+        ))
+        .header(KEY, &k.key1)
+        .header("Content-Type", "application/ssml+xml")
+        .body(ssml("en-US-SltFlite", "hi"))
+        .send()
+        .await
+        .unwrap();
+    let msg = assert_azure_error(r, 404).await;
+    assert!(msg.contains("no-such-deployment"), "{msg}");
     // Still serving.
     let r = synth(
         &http,

@@ -1,9 +1,10 @@
 //! `POST /cognitiveservices/v1` (SSML → audio) and `GET /cognitiveservices/voices/list`.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -47,9 +48,20 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 pub(crate) async fn synthesize(
     caller: Caller,
     State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let Some((_, id)) = q
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("deploymentId"))
+    {
+        // Custom voice deployments are resource assets; none exists until one is deployed.
+        return Err(ApiError::NotFound(format!(
+            "custom voice deployment {id:?} does not exist in region {}",
+            state.region()
+        )));
+    }
     check_content_type(&headers)?;
     let format = output_format(&headers)?;
     let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
