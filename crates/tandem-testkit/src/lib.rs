@@ -10,9 +10,11 @@
 #![deny(missing_docs)]
 
 mod data;
+mod gateway;
 mod proxy;
 mod region;
 
 pub use data::{biology, shared_data, BiologyClip};
+pub use gateway::GatewayProcess;
 pub use proxy::{Fault, FaultProxy};
 pub use region::{RegionOptions, RegionProcess, ResourceKeys};
