@@ -19,13 +19,14 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 key_for() { # region -> prints key1 of its "demo" resource (rotating it if the resource exists)
-  local region=$1
+  local region=$1 out
   local args=(--region "$region" --data-dir "$ROOT/$region")
   if "$BIN" resource list "${args[@]}" --json | grep -q '"name":"demo"'; then
-    "$BIN" resource regenerate-key "${args[@]}" demo --key key1 --json
+    out=$("$BIN" resource regenerate-key "${args[@]}" demo --key key1 --json)
   else
-    "$BIN" resource create "${args[@]}" --name demo --json
-  fi | python3 -c 'import json,sys; print(json.load(sys.stdin)["key1"])'
+    out=$("$BIN" resource create "${args[@]}" --name demo --json)
+  fi
+  python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key1"])' "$out"
 }
 
 start() { # region port

@@ -170,20 +170,30 @@ impl RegionConfig {
         Ok(())
     }
 
+    /// `data_dir` as an absolute path (relative to the working directory), so that the
+    /// derived storage URLs are valid whatever directory the process runs in.
+    pub fn absolute_data_dir(&self) -> PathBuf {
+        std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone())
+    }
+
     /// The metadata URL, defaulted.
     pub fn metadata_url(&self) -> String {
-        self.storage
-            .metadata_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tandem.db").display()))
+        self.storage.metadata_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.absolute_data_dir().join("tandem.db").display()
+            )
+        })
     }
 
     /// The blob store URL, defaulted.
     pub fn blob_url(&self) -> String {
-        self.storage
-            .blob_url
-            .clone()
-            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("blobs").display()))
+        self.storage.blob_url.clone().unwrap_or_else(|| {
+            format!(
+                "file://{}",
+                self.absolute_data_dir().join("blobs").display()
+            )
+        })
     }
 
     /// The model cache directory, defaulted as documented on [`RegionConfig::model_dir`].
@@ -247,6 +257,19 @@ mod tests {
         assert_eq!(c.default_concurrency, 100);
         assert_eq!(c.metadata_url(), "sqlite:///tmp/w/tandem.db");
         assert_eq!(c.blob_url(), "file:///tmp/w/blobs");
+    }
+
+    #[test]
+    fn a_relative_data_dir_still_gives_absolute_storage_urls() {
+        let c = RegionConfig::from_toml("region = \"westus\"\ndata_dir = \".tandem/w\"\n").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.blob_url(),
+            format!("file://{}", cwd.join(".tandem/w/blobs").display())
+        );
+        assert!(c
+            .metadata_url()
+            .starts_with(&format!("sqlite://{}", cwd.display())));
     }
 
     #[test]

@@ -47,12 +47,15 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(secret)
 }
 
-fn init_tracing() {
+/// Logs to stderr: `TANDEM_LOG` filters (default `info`), `TANDEM_LOG_FORMAT=json` for JSON,
+/// colours only on a terminal.
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,whisper_rs=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if std::env::var("TANDEM_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {
@@ -60,7 +63,8 @@ fn init_tracing() {
     };
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
