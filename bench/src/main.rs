@@ -5,6 +5,8 @@
 //! reports medians and ratios. Results are printed as Markdown and written as JSON to
 //! `bench/results/`.
 
+mod failover;
+mod gateway;
 mod http_path;
 mod stats;
 mod stt;
@@ -48,6 +50,15 @@ enum What {
         #[arg(long, default_value_t = 200)]
         n: usize,
     },
+    /// Client continuity: failed calls while the primary dies, added latency once the breaker is
+    /// open, first-call latency with a hanging primary, p99 with hedging.
+    Failover,
+    /// Gateway overhead against direct calls, with wrk (apt-get install wrk).
+    Gateway {
+        /// Interleaved rounds of 5 s each.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Everything above.
     All,
 }
@@ -66,10 +77,14 @@ async fn main() -> anyhow::Result<()> {
         What::Stt { limit } => stt::run(&cli.bin, &cli.out, &model_dir, limit).await?,
         What::Tts { reps } => tts::run(&cli.bin, &cli.out, reps).await?,
         What::Http { n } => http_path::run(&cli.bin, &cli.out, n).await?,
+        What::Failover => failover::run(&cli.bin, &cli.out).await?,
+        What::Gateway { rounds } => gateway::run(&cli.bin, &cli.out, rounds).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
             http_path::run(&cli.bin, &cli.out, 200).await?;
+            failover::run(&cli.bin, &cli.out).await?;
+            gateway::run(&cli.bin, &cli.out, 3).await?;
         }
     }
     Ok(())

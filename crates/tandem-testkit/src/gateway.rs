@@ -18,7 +18,10 @@ impl GatewayProcess {
         let mut child = Command::new(bin)
             .args(["gateway", "--listen", "127.0.0.1:0", "--regions"])
             .arg(regions_file)
-            .env("TANDEM_LOG", std::env::var("TANDEM_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "TANDEM_LOG",
+                std::env::var("TANDEM_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -93,7 +93,8 @@ impl FaultProxy {
         };
         self.generation.send_modify(|g| *g += 1);
         if fault == Fault::Refuse {
-            if let Some(h) = self.acceptor.lock().expect("lock").take() {
+            let handle = self.acceptor.lock().expect("lock").take();
+            if let Some(h) = handle {
                 h.abort();
                 let _ = h.await;
             }
@@ -169,10 +170,10 @@ async fn handle_conn(mut socket: TcpStream, fault: Fault, target: SocketAddr) {
         Fault::Status {
             status,
             retry_after,
-        } => loop {
-            // Read one request head (bodies are not needed to answer) and reply; keep-alive.
+        } => {
+            // Read one request head (the body is not needed to answer), reply, close.
             if !read_head(&mut socket).await {
-                break;
+                return;
             }
             let body = format!(
                 "{{\"error\":{{\"code\":\"{status}\",\"message\":\"injected fault: {status}\"}}}}"
@@ -186,8 +187,7 @@ async fn handle_conn(mut socket: TcpStream, fault: Fault, target: SocketAddr) {
             );
             let _ = socket.write_all(resp.as_bytes()).await;
             let _ = socket.shutdown().await;
-            break;
-        },
+        }
     }
 }
 

@@ -43,6 +43,23 @@ pub enum Command {
     Config(ConfigCommand),
     /// Round trip against a running region: synthesize a sentence, recognize it back, print both.
     Demo(crate::demo::DemoArgs),
+    /// Recognize a WAV file through the failover client (retries, breakers, failover).
+    ///
+    /// The regions file lists regions in priority order:
+    /// `[[regions]] name = "westus" endpoint = "http://127.0.0.1:5001" key = "…"`, plus an
+    /// optional `[policy]` table (see crates/tandem-client/README.md for every setting).
+    Recognize(crate::client_cmds::RecognizeArgs),
+    /// Synthesize speech through the failover client, with the custom → public voice chain.
+    Synthesize(crate::client_cmds::SynthesizeArgs),
+    /// Regions as the failover client sees them.
+    #[command(subcommand)]
+    Regions(crate::client_cmds::RegionsCommand),
+    /// Serve Azure's data-plane routes in front of several regions, with the client's policy.
+    ///
+    /// Any Azure Speech REST client gets failover by pointing at the gateway. Protect it with
+    /// `gateway_key` (or `gateway_key_file`) in the regions file; without one it listens only on
+    /// loopback. `/status` shows every region's state; `/metrics` the client's counters.
+    Gateway(crate::client_cmds::GatewayArgs),
 }
 
 /// Resource subcommands.
@@ -230,5 +247,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Recognize(args) => crate::client_cmds::recognize(args).await,
+        Command::Synthesize(args) => crate::client_cmds::synthesize(args).await,
+        Command::Regions(cmd) => crate::client_cmds::regions(cmd).await,
+        Command::Gateway(args) => crate::client_cmds::gateway(args).await,
     }
 }

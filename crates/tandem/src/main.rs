@@ -2,6 +2,7 @@
 //! work is in the library crates.
 
 mod cli;
+mod client_cmds;
 mod demo;
 mod models;
 mod resource;

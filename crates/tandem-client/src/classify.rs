@@ -1,0 +1,82 @@
+//! The one place an outcome becomes a decision: retry here, fail over, or give up.
+
+use std::time::Duration;
+
+use crate::transport::TransportError;
+
+/// What happened to one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The region answered with this status (and `Retry-After`, if it sent one).
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// The parsed `Retry-After` header.
+        retry_after: Option<Duration>,
+    },
+    /// No answer arrived.
+    Transport(TransportError),
+}
+
+/// The decision for an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// 2xx: done.
+    Success,
+    /// Worth retrying on the same region after a backoff (at least `retry_after`).
+    Transient {
+        /// The region's `Retry-After`, honoured as a lower bound of the delay.
+        retry_after: Option<Duration>,
+    },
+    /// The region is unusable: count against its breaker and move to the next region.
+    Persistent,
+    /// The request itself is wrong: return it at once, never fail over.
+    Caller,
+    /// The credentials were refused: refresh the token once, then give up.
+    Unauthorized,
+}
+
+/// Classifies every outcome.
+///
+/// | outcome | class |
+/// |---|---|
+/// | 2xx | `Success` |
+/// | reset, timeout, 408, 429, 500, 502, 503, 504 | `Transient` (429/503 keep `Retry-After`) |
+/// | refused, DNS, TLS, other transport errors, other 5xx | `Persistent` |
+/// | 400, 403, 404, 413, 415 and other 4xx | `Caller` |
+/// | 401 | `Unauthorized` |
+///
+/// Transient failures become persistent when the region's attempts run out (the engine decides
+/// that, since it is a matter of count, not of the outcome itself).
+pub fn classify(outcome: &Outcome) -> Class {
+    match outcome {
+        Outcome::Transport(e) => match e {
+            TransportError::Reset | TransportError::Timeout => {
+                Class::Transient { retry_after: None }
+            }
+            TransportError::Refused
+            | TransportError::Dns
+            | TransportError::Tls
+            | TransportError::Other(_) => Class::Persistent,
+        },
+        Outcome::Status {
+            status,
+            retry_after,
+        } => match *status {
+            200..=299 => Class::Success,
+            401 => Class::Unauthorized,
+            408 | 500 | 502 | 504 => Class::Transient { retry_after: None },
+            429 | 503 => Class::Transient {
+                retry_after: *retry_after,
+            },
+            400..=499 => Class::Caller,
+            _ => Class::Persistent,
+        },
+    }
+}
+
+/// Parses a `Retry-After` header given in seconds (the HTTP-date form is ignored).
+pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}

@@ -1,0 +1,345 @@
+//! The policy engine: one region's attempts (token, timeout, classify, backoff, budget,
+//! breaker) and the walk over regions in priority order (failover and hedging).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::{HeaderValue, AUTHORIZATION};
+use http::Method;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::backoff::{Backoff, RetryBudget};
+use crate::breaker::{Breaker, BreakerState};
+use crate::classify::{classify, retry_after, Class, Outcome};
+use crate::config::{CallKind, Policy, RegionEntry};
+use crate::observe::{ClientEvent, Metrics};
+use crate::token::TokenCache;
+use crate::transport::{Request, Response, Transport, TransportError};
+
+/// A region as the engine keeps it.
+pub(crate) struct Region {
+    pub entry: RegionEntry,
+    pub key: String,
+    pub breaker: Mutex<Breaker>,
+    pub tokens: TokenCache,
+    pub ewma_ms: Mutex<Option<f64>>,
+    /// When the region last answered anything (data plane, STS or probe).
+    pub last_answer: Mutex<Option<Instant>>,
+}
+
+/// How a region's share of a call ended.
+#[derive(Debug)]
+pub(crate) enum RegionResult {
+    /// 2xx.
+    Ok(Response),
+    /// A caller-class status (4xx but 401).
+    Caller(Response),
+    /// 401 after one refresh, or the STS refused the key.
+    Unauthorized(Response),
+    /// Persistent failure or attempts exhausted; the description of the last outcome.
+    Failed(String),
+}
+
+/// A region's result and the attempts it took.
+#[derive(Debug)]
+pub(crate) struct Tried {
+    pub region: usize,
+    pub attempts: u32,
+    pub result: RegionResult,
+}
+
+/// The decisive outcome of a whole call.
+pub(crate) struct Walked {
+    pub tried: Tried,
+    pub attempts: u32,
+    pub failovers: u32,
+}
+
+/// Builds a region's request (without authentication) for a call.
+pub(crate) type Build<'a> = &'a (dyn Fn(&RegionEntry) -> Request + Send + Sync);
+
+/// Everything the client shares between clones and the prober.
+pub(crate) struct Engine {
+    pub policy: Policy,
+    pub regions: Vec<Region>,
+    pub transport: Arc<dyn Transport>,
+    pub budget: RetryBudget,
+    pub events: broadcast::Sender<ClientEvent>,
+    pub metrics: Metrics,
+    pub backoff: Backoff,
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Status { status, .. } => format!("status {status}"),
+        Outcome::Transport(e) => e.to_string(),
+    }
+}
+
+impl Engine {
+    pub fn emit(&self, e: ClientEvent) {
+        tracing::debug!(event = ?e, "tandem client event");
+        let _ = self.events.send(e);
+    }
+
+    pub fn name(&self, idx: usize) -> &str {
+        &self.regions[idx].entry.name
+    }
+
+    fn set_gauge(&self, idx: usize, state: BreakerState) {
+        self.metrics
+            .breaker_state
+            .with_label_values(&[self.name(idx)])
+            .set(state.gauge());
+    }
+
+    /// Regions to try, in order: closed ones by priority, then recovering ones by priority.
+    pub fn candidates(&self) -> Vec<usize> {
+        let states: Vec<BreakerState> = self
+            .regions
+            .iter()
+            .map(|r| r.breaker.lock().expect("breaker lock").state())
+            .collect();
+        let states = &states;
+        let pick = |s: BreakerState| (0..states.len()).filter(move |&i| states[i] == s);
+        pick(BreakerState::Closed)
+            .chain(pick(BreakerState::Recovering))
+            .collect()
+    }
+
+    /// The region's bearer token, fetched from its STS when missing, near expiry or `stale`.
+    async fn token(
+        &self,
+        idx: usize,
+        stale: Option<&str>,
+    ) -> Result<String, (Outcome, Option<Response>)> {
+        let region = &self.regions[idx];
+        let fetch = || async {
+            let mut headers = http::HeaderMap::new();
+            let mut key = HeaderValue::from_str(&region.key).map_err(|_| {
+                (
+                    Outcome::Transport(TransportError::Other("invalid key".into())),
+                    None,
+                )
+            })?;
+            key.set_sensitive(true);
+            headers.insert("Ocp-Apim-Subscription-Key", key);
+            let req = Request {
+                method: Method::POST,
+                path_and_query: "/sts/v1.0/issueToken".into(),
+                headers,
+                body: bytes::Bytes::new(),
+                timeout: self.policy.timeout(CallKind::Sts),
+            };
+            let resp = self
+                .send(idx, req)
+                .await
+                .map_err(|e| (Outcome::Transport(e), None))?;
+            if resp.status.is_success() {
+                Ok(String::from_utf8_lossy(&resp.body).trim().to_string())
+            } else {
+                let outcome = Outcome::Status {
+                    status: resp.status.as_u16(),
+                    retry_after: retry_after(&resp.headers),
+                };
+                Err((outcome, Some(resp)))
+            }
+        };
+        let (token, fetched) = region.tokens.get(stale, fetch).await?;
+        if fetched {
+            self.emit(ClientEvent::TokenRefresh {
+                region: region.entry.name.clone(),
+            });
+        }
+        Ok(token)
+    }
+
+    /// Sends through the transport under the request's timeout (tokio time, so tests pause it).
+    pub async fn send(&self, idx: usize, req: Request) -> Result<Response, TransportError> {
+        let timeout = req.timeout;
+        let result = match tokio::time::timeout(timeout, self.transport.send(idx, req)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout),
+        };
+        if result.is_ok() {
+            *self.regions[idx].last_answer.lock().expect("answer lock") = Some(Instant::now());
+        }
+        result
+    }
+
+    /// One attempt: token, then the request. The bool says whether the STS answered.
+    async fn attempt(
+        &self,
+        idx: usize,
+        base: &Request,
+        stale: Option<&str>,
+    ) -> (Outcome, Option<Response>, Option<String>, bool) {
+        let token = match self.token(idx, stale).await {
+            Ok(t) => t,
+            Err((outcome, resp)) => return (outcome, resp, None, true),
+        };
+        let mut req = base.clone();
+        match HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                req.headers.insert(AUTHORIZATION, v)
+            }
+            Err(_) => {
+                let e = TransportError::Other("invalid token".into());
+                return (Outcome::Transport(e), None, None, true);
+            }
+        };
+        let started = Instant::now();
+        match self.send(idx, req).await {
+            Ok(resp) => {
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let mut ewma = self.regions[idx].ewma_ms.lock().expect("ewma lock");
+                *ewma = Some(ewma.map_or(ms, |prev| prev * 0.8 + ms * 0.2));
+                let outcome = Outcome::Status {
+                    status: resp.status.as_u16(),
+                    retry_after: retry_after(&resp.headers),
+                };
+                (outcome, Some(resp), Some(token), false)
+            }
+            Err(e) => (Outcome::Transport(e), None, Some(token), false),
+        }
+    }
+
+    fn record(&self, idx: usize, ok: bool) {
+        let now = Instant::now();
+        let mut b = self.regions[idx].breaker.lock().expect("breaker lock");
+        if ok {
+            b.on_success(now);
+            return;
+        }
+        if let Some(open_for) = b.on_failure(now, rand::random::<f64>()) {
+            drop(b);
+            self.report_trip(idx, open_for);
+        }
+    }
+
+    /// Fail-fast: a region that answered nothing (not even other calls) during a whole
+    /// per-try timeout is hung, so retrying there only adds another timeout.
+    fn hung(&self, idx: usize, outcome: &Outcome, started: Instant) -> bool {
+        let last = *self.regions[idx].last_answer.lock().expect("answer lock");
+        self.policy.failfast_on_hang
+            && *outcome == Outcome::Transport(TransportError::Timeout)
+            && last.is_none_or(|t| t <= started)
+    }
+
+    fn trip_now(&self, idx: usize) {
+        let now = Instant::now();
+        let tripped = {
+            let mut b = self.regions[idx].breaker.lock().expect("breaker lock");
+            b.force_trip(now, rand::random::<f64>())
+        };
+        if let Some(open_for) = tripped {
+            self.report_trip(idx, open_for);
+        }
+    }
+
+    fn report_trip(&self, idx: usize, open_for: Duration) {
+        self.metrics.trips.inc();
+        self.set_gauge(idx, BreakerState::Open);
+        tracing::warn!(
+            region = self.name(idx),
+            ?open_for,
+            "circuit breaker tripped"
+        );
+        self.emit(ClientEvent::Trip {
+            region: self.name(idx).to_string(),
+            open_for,
+        });
+    }
+
+    /// Up to `max_attempts` attempts on one region, with backoff and the retry budget.
+    ///
+    /// Transient outcomes are retried after [`Backoff::delay`] while attempts and budget last
+    /// (and a `Retry-After` is no longer than the per-try timeout); then the region counts as
+    /// failed. A 401 refetches the token once, without backoff.
+    pub async fn call_region(&self, kind: CallKind, idx: usize, build: Build<'_>) -> Tried {
+        let name = self.name(idx).to_string();
+        let mut base = build(&self.regions[idx].entry);
+        base.timeout = self.policy.timeout(kind);
+        let mut attempts = 0;
+        let mut retries = 0;
+        let mut stale: Option<String> = None;
+        let mut refreshed = false;
+        loop {
+            attempts += 1;
+            let span = tracing::debug_span!("attempt", region = %name, attempt = attempts);
+            let started = Instant::now();
+            let (outcome, resp, token, from_sts) = self
+                .attempt(idx, &base, stale.take().as_deref())
+                .instrument(span)
+                .await;
+            let class = classify(&outcome);
+            let label = match &class {
+                Class::Success => "success",
+                Class::Transient { .. } => "transient",
+                Class::Persistent => "persistent",
+                Class::Caller => "caller",
+                Class::Unauthorized => "unauthorized",
+            };
+            self.metrics
+                .requests
+                .with_label_values(&[&name, label])
+                .inc();
+            let done = |result| Tried {
+                region: idx,
+                attempts,
+                result,
+            };
+            match (class, resp) {
+                (Class::Success, Some(r)) if !from_sts => {
+                    self.record(idx, true);
+                    return done(RegionResult::Ok(r));
+                }
+                (Class::Caller, Some(r)) => {
+                    self.record(idx, true);
+                    return done(RegionResult::Caller(r));
+                }
+                (Class::Unauthorized, Some(r)) => {
+                    if from_sts || refreshed {
+                        return done(RegionResult::Unauthorized(r));
+                    }
+                    refreshed = true;
+                    stale = token;
+                }
+                (Class::Transient { .. }, _) if self.hung(idx, &outcome, started) => {
+                    tracing::warn!(region = %name, "no answer for a whole per-try timeout; failing fast");
+                    self.trip_now(idx);
+                    return done(RegionResult::Failed(
+                        "hung: no answer within the per-try timeout".into(),
+                    ));
+                }
+                // A Retry-After longer than a whole try is not waited for: the next region is
+                // a better bet than an idle wait.
+                (Class::Transient { retry_after }, _)
+                    if attempts < self.policy.max_attempts
+                        && retry_after.is_none_or(|ra| ra <= base.timeout)
+                        && self.budget.withdraw() =>
+                {
+                    let delay = self
+                        .backoff
+                        .delay(retries, rand::random::<f64>(), retry_after);
+                    retries += 1;
+                    self.metrics.retries.inc();
+                    tracing::debug!(region = %name, attempt = attempts, ?delay, "retrying");
+                    self.emit(ClientEvent::Retry {
+                        region: name.clone(),
+                        attempt: attempts,
+                        delay,
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+                _ => {
+                    self.record(idx, false);
+                    return done(RegionResult::Failed(describe(&outcome)));
+                }
+            }
+        }
+    }
+}

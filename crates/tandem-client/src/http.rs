@@ -1,0 +1,132 @@
+//! The real [`Transport`]: reqwest, one connection pool per region, and errors mapped to
+//! [`TransportError`] by their types (io error kinds, hyper's error predicates, our resolver's
+//! error), never by their messages.
+
+use std::error::Error as StdError;
+use std::io::ErrorKind;
+use std::sync::Arc;
+
+use crate::config::RegionEntry;
+use crate::error::{ClientError, Result};
+use crate::transport::{Request, Response, Transport, TransportError};
+
+/// reqwest-based transport (plain HTTP; TLS is not compiled in).
+pub struct HttpTransport {
+    regions: Vec<(String, reqwest::Client)>,
+}
+
+/// A failed name lookup, recognised by type in the error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {0}")]
+struct DnsFailure(String);
+
+struct Resolver;
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = {
+                let lookup = tokio::net::lookup_host((host.as_str(), 0)).await;
+                lookup.map(|a| a.collect()).unwrap_or_default()
+            };
+            if found.is_empty() {
+                return Err(Box::new(DnsFailure(host)) as _);
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl HttpTransport {
+    /// One client (and so one pool) per region.
+    pub fn new(regions: &[RegionEntry]) -> Result<Self> {
+        let resolver = Arc::new(Resolver);
+        let regions = regions
+            .iter()
+            .map(|r| {
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .dns_resolver(resolver.clone())
+                    .pool_max_idle_per_host(32)
+                    .build()
+                    .map_err(|e| ClientError::Config(format!("region {}: {e}", r.name)))?;
+                Ok((r.endpoint.trim_end_matches('/').to_string(), client))
+            })
+            .collect::<Result<_>>()?;
+        Ok(HttpTransport { regions })
+    }
+}
+
+/// Maps a reqwest error to its [`TransportError`].
+pub(crate) fn map_error(e: &reqwest::Error) -> TransportError {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<DnsFailure>() {
+            return TransportError::Dns;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::ConnectionRefused => return TransportError::Refused,
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof => return TransportError::Reset,
+                ErrorKind::TimedOut => return TransportError::Timeout,
+                _ => {}
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return TransportError::Reset;
+            }
+            if h.is_timeout() {
+                return TransportError::Timeout;
+            }
+        }
+        source = err.source();
+    }
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else {
+        TransportError::Other(
+            if e.is_connect() {
+                "connect error"
+            } else {
+                "request error"
+            }
+            .into(),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for HttpTransport {
+    async fn send(&self, region_idx: usize, req: Request) -> Result<Response, TransportError> {
+        let (base, client) = self
+            .regions
+            .get(region_idx)
+            .ok_or_else(|| TransportError::Other("no such region".into()))?;
+        if base.starts_with("https://") {
+            // Built without a TLS stack: an https endpoint can never work.
+            return Err(TransportError::Tls);
+        }
+        let url = format!("{base}{}", req.path_and_query);
+        let mut builder = client
+            .request(req.method, url)
+            .headers(req.headers)
+            .body(req.body);
+        if !req.timeout.is_zero() {
+            builder = builder.timeout(req.timeout);
+        }
+        let resp = builder.send().await.map_err(|e| map_error(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| map_error(&e))?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}

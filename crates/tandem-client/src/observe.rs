@@ -1,0 +1,145 @@
+//! What the client tells the outside: events, Prometheus counters and region status.
+
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use serde::Serialize;
+
+use crate::breaker::BreakerState;
+
+/// Something the policy engine did, broadcast to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ClientEvent {
+    /// A transient failure is retried on the same region after `delay`.
+    Retry {
+        /// The region.
+        region: String,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// The backoff before the next attempt.
+        delay: Duration,
+    },
+    /// A region's breaker tripped.
+    Trip {
+        /// The region.
+        region: String,
+        /// How long it stays open.
+        open_for: Duration,
+    },
+    /// A call moved on to the next region.
+    Failover {
+        /// The region that failed.
+        from: String,
+        /// The region tried next.
+        to: String,
+    },
+    /// A recovered region has been healthy for `failback_after`: traffic returns to it.
+    Failback {
+        /// The region.
+        to: String,
+    },
+    /// A region's STS token was fetched or refreshed.
+    TokenRefresh {
+        /// The region.
+        region: String,
+    },
+    /// A slow call was also sent to the next region.
+    Hedge {
+        /// The slow region.
+        from: String,
+        /// The region hedged to.
+        to: String,
+    },
+}
+
+/// One region's health, for `status()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionStatus {
+    /// Region name.
+    pub name: String,
+    /// Region endpoint.
+    pub endpoint: String,
+    /// Breaker state.
+    pub state: BreakerState,
+    /// Consecutive failed calls.
+    pub consecutive_failures: u32,
+    /// How long it has been closed or recovering, in milliseconds.
+    pub healthy_for_ms: u64,
+    /// Exponentially weighted mean latency of answered attempts, in milliseconds.
+    pub ewma_latency_ms: f64,
+    /// Whether new calls go here first.
+    pub preferred: bool,
+}
+
+/// The client's counters, in a registry it owns.
+#[derive(Debug, Clone)]
+pub(crate) struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub retries: IntCounter,
+    pub failovers: IntCounter,
+    pub failbacks: IntCounter,
+    pub trips: IntCounter,
+    pub breaker_state: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tandem_client_requests_total",
+                "Attempts by region and outcome.",
+            ),
+            &["region", "outcome"],
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let retries = counter("tandem_client_retries_total", "Retries on the same region.");
+        let failovers = counter("tandem_client_failovers_total", "Moves to the next region.");
+        let failbacks = counter(
+            "tandem_client_failbacks_total",
+            "Returns to a recovered region.",
+        );
+        let trips = counter(
+            "tandem_client_breaker_trips_total",
+            "Circuit breaker trips.",
+        );
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "tandem_client_breaker_state",
+                "0 closed, 1 open, 2 half-open or recovering.",
+            ),
+            &["region"],
+        )
+        .expect("valid metric");
+        for c in [&retries, &failovers, &failbacks, &trips] {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+        }
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(breaker_state.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            requests,
+            retries,
+            failovers,
+            failbacks,
+            trips,
+            breaker_state,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        buf
+    }
+}

@@ -1,0 +1,85 @@
+//! The background prober: `GET /readyz` on open (when due) and recovering regions, every
+//! `probe_interval`, holding only a weak reference so it ends with the client.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use tokio::time::Instant;
+
+use crate::breaker::{BreakerState, ProbeEffect};
+use crate::config::CallKind;
+use crate::engine::Engine;
+use crate::observe::ClientEvent;
+use crate::wire::request;
+
+/// Probes open (when due) and recovering regions with `GET /readyz`, every `probe_interval`,
+/// until the client is gone.
+pub(crate) async fn prober(engine: Weak<Engine>) {
+    let interval = match engine.upgrade() {
+        Some(e) => Duration::from_millis(e.policy.probe_interval_ms),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(e) = engine.upgrade() else { return };
+        let due: Vec<usize> = (0..e.regions.len())
+            .filter(|&i| {
+                e.regions[i]
+                    .breaker
+                    .lock()
+                    .expect("breaker lock")
+                    .probe_due(Instant::now())
+            })
+            .collect();
+        let probes = due.iter().map(|&i| probe(&e, i));
+        futures::future::join_all(probes).await;
+    }
+}
+
+async fn probe(e: &Engine, idx: usize) {
+    let gauge_now = e.regions[idx]
+        .breaker
+        .lock()
+        .expect("breaker lock")
+        .state()
+        .gauge();
+    e.metrics
+        .breaker_state
+        .with_label_values(&[e.name(idx)])
+        .set(gauge_now);
+    let mut req = request(
+        Method::GET,
+        "/readyz".into(),
+        HeaderMap::new(),
+        Bytes::new(),
+    );
+    req.timeout = e.policy.timeout(CallKind::Sts);
+    let ok = matches!(e.send(idx, req).await, Ok(r) if r.status.is_success());
+    let failback_after = Duration::from_millis(e.policy.failback_after_ms);
+    let effect = {
+        let mut b = e.regions[idx].breaker.lock().expect("breaker lock");
+        b.on_probe(ok, Instant::now(), failback_after, rand::random::<f64>())
+    };
+    let name = e.name(idx).to_string();
+    let gauge = e.metrics.breaker_state.with_label_values(&[&name]);
+    match effect {
+        ProbeEffect::Nothing => {}
+        ProbeEffect::Recovering => gauge.set(BreakerState::Recovering.gauge()),
+        ProbeEffect::FailedBack => {
+            gauge.set(BreakerState::Closed.gauge());
+            e.metrics.failbacks.inc();
+            tracing::info!(region = %name, "failing back");
+            e.emit(ClientEvent::Failback { to: name });
+        }
+        ProbeEffect::Tripped(open_for) => {
+            gauge.set(BreakerState::Open.gauge());
+            e.metrics.trips.inc();
+            e.emit(ClientEvent::Trip {
+                region: name,
+                open_for,
+            });
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The seam between the policy engine and HTTP: [`Transport`], with plain request and response
+//! values, so the engine can be driven by a scripted fake on paused time.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+
+/// One HTTP exchange to send to a region (the endpoint is the transport's business).
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// Path and query, starting with `/`.
+    pub path_and_query: String,
+    /// Headers, authentication included.
+    pub headers: HeaderMap,
+    /// The body; cheap to clone, so every retry sends the same bytes.
+    pub body: Bytes,
+    /// The per-try timeout.
+    pub timeout: Duration,
+}
+
+/// A region's answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// Why no response arrived, told apart by type so [`crate::classify`] never reads messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Nothing listens (connection refused).
+    #[error("connection refused")]
+    Refused,
+    /// The connection broke after it was made.
+    #[error("connection reset")]
+    Reset,
+    /// The per-try timeout passed.
+    #[error("timed out")]
+    Timeout,
+    /// The host name did not resolve.
+    #[error("DNS failure")]
+    Dns,
+    /// The TLS handshake failed (or TLS is unavailable).
+    #[error("TLS failure")]
+    Tls,
+    /// Anything else (bad URL, protocol error).
+    #[error("transport error: {0}")]
+    Other(String),
+}
+
+/// Sends requests to regions, by index in the configuration's priority order.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `req` to region `region_idx` and returns its response, whatever the status.
+    async fn send(&self, region_idx: usize, req: Request) -> Result<Response, TransportError>;
+}
