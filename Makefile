@@ -31,6 +31,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 bench: deps build models
+	./scripts/install-deps.sh --bench
 	$(CARGO) run --release -p tandem-bench -- all
 
 fmt:

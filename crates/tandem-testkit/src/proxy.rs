@@ -217,5 +217,8 @@ async fn relay(mut client: TcpStream, target: SocketAddr) {
         let _ = client.set_zero_linger();
         return;
     };
+    // Without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms to small keep-alive exchanges.
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
