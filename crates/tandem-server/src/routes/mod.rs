@@ -61,14 +61,30 @@ pub(crate) async fn read_body(
     what: &str,
 ) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .map(|s| s.is::<http_body_util::LengthLimitError>())
-            .unwrap_or(false)
-            || e.to_string().contains("length limit");
+        // Decided by the error's type, never its message.
+        let too_large = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+            .any(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::PayloadTooLarge(format!("the {what} is larger than {limit} bytes"))
         } else {
             ApiError::bad_request("InvalidRequest", format!("could not read the {what}: {e}"))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn over_the_limit_is_413_under_is_the_body() {
+        let err = read_body(Body::from(vec![0u8; 101]), 100, "audio")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().as_u16(), 413);
+        let ok = read_body(Body::from(vec![7u8; 100]), 100, "audio")
+            .await
+            .unwrap();
+        assert_eq!(ok.len(), 100);
+    }
 }
