@@ -110,7 +110,10 @@ pub async fn run(bin: &Path, out: &Path) -> anyhow::Result<()> {
     let proxy = FaultProxy::start(&west2.url).await;
     let slow = Duration::from_millis(300);
     let mut p99 = Vec::new();
-    for (label, hedge) in [("hedging off", ""), ("hedging on (50 ms)", "hedge_tts_ms = 50\n")] {
+    for (label, hedge) in [
+        ("hedging off", ""),
+        ("hedging on (50 ms)", "hedge_tts_ms = 50\n"),
+    ] {
         let file = regions_file(
             &dir,
             "hedge.toml",

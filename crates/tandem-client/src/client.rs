@@ -14,13 +14,13 @@ use tracing::Instrument;
 use crate::backoff::{Backoff, RetryBudget};
 use crate::breaker::Breaker;
 use crate::config::{CallKind, ClientConfig, RegionEntry};
-use crate::engine::{Engine, Region, RegionResult, Walked};
+use crate::engine::{Engine, Region, RegionResult, Reply, Walked};
 use crate::error::{ClientError, Result};
 use crate::http::HttpTransport;
 use crate::observe::{ClientEvent, Metrics, RegionStatus};
 use crate::prober::prober;
 use crate::token::TokenCache;
-use crate::transport::{Response, Transport};
+use crate::transport::{Response, StreamingResponse, Transport};
 use crate::wire::{caller_error, enc, error_fields, has_param, json, request};
 
 /// A successful call's value and where it came from.
@@ -222,6 +222,46 @@ impl TandemClient {
         kind: CallKind,
         req: ForwardRequest,
     ) -> Result<Answered<ForwardResponse>> {
+        let answered = self.forward_as::<Response>(kind, req).await?;
+        let resp = answered.value;
+        Ok(Answered {
+            value: ForwardResponse {
+                status: resp.status,
+                headers: resp.headers,
+                body: resp.body,
+            },
+            region: answered.region,
+            attempts: answered.attempts,
+            failovers: answered.failovers,
+        })
+    }
+
+    /// [`TandemClient::forward`], returning as soon as the decisive region's status and headers
+    /// are in, with the body streamed from that region as the caller polls it.
+    ///
+    /// The policy is the same as `forward`'s, because every decision (retry, failover, hedge,
+    /// breaker) is made on the status and headers alone, before any body byte reaches the
+    /// caller: an answer that is retried or failed over has its body dropped unread, and with
+    /// hedging the first decisive response head wins. The request body stays buffered, so each
+    /// attempt replays the same bytes.
+    ///
+    /// Once the answer is handed over, nothing is retried: if the body breaks off midway (the
+    /// region resets, say) the stream ends with an `Err` item, and that is final. The per-try
+    /// timeout covers getting the response head only; the body has no total timeout, because a
+    /// long audio stream is legitimate (drop the stream to give up on it).
+    pub async fn forward_streaming(
+        &self,
+        kind: CallKind,
+        req: ForwardRequest,
+    ) -> Result<Answered<StreamingResponse>> {
+        self.forward_as(kind, req).await
+    }
+
+    async fn forward_as<R: Reply>(
+        &self,
+        kind: CallKind,
+        req: ForwardRequest,
+    ) -> Result<Answered<R>> {
         let mut headers = req.headers.clone();
         for h in [
             "authorization",
@@ -244,7 +284,7 @@ impl TandemClient {
             request(req.method.clone(), pq, headers.clone(), req.body.clone())
         };
         let span = tracing::info_span!("tandem_client.forward", kind = kind.as_str());
-        let walked = self.engine.walk(kind, &build).instrument(span).await?;
+        let walked = self.engine.walk::<R>(kind, &build).instrument(span).await?;
         let resp = match walked.tried.result {
             RegionResult::Ok(r) | RegionResult::Caller(r) | RegionResult::Unauthorized(r) => r,
             RegionResult::Failed(last) => {
@@ -255,11 +295,7 @@ impl TandemClient {
             }
         };
         Ok(Answered {
-            value: ForwardResponse {
-                status: resp.status,
-                headers: resp.headers,
-                body: resp.body,
-            },
+            value: resp,
             region: self.engine.name(walked.tried.region).to_string(),
             attempts: walked.attempts,
             failovers: walked.failovers,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::header::{HeaderValue, AUTHORIZATION};
-use http::Method;
+use http::{HeaderMap, Method, StatusCode};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -16,7 +16,7 @@ use crate::classify::{classify, retry_after, Class, Outcome};
 use crate::config::{CallKind, Policy, RegionEntry};
 use crate::observe::{ClientEvent, Metrics};
 use crate::token::TokenCache;
-use crate::transport::{Request, Response, Transport, TransportError};
+use crate::transport::{Request, Response, StreamingResponse, Transport, TransportError};
 
 /// A region as the engine keeps it.
 pub(crate) struct Region {
@@ -29,30 +29,74 @@ pub(crate) struct Region {
     pub last_answer: Mutex<Option<Instant>>,
 }
 
+/// An answer the engine can classify (by status and headers only) and hand back: buffered
+/// ([`Response`]) or with its body still arriving ([`StreamingResponse`]).
+#[async_trait::async_trait]
+pub(crate) trait Reply: Sized + Send + 'static {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &HeaderMap;
+    /// An STS answer (always buffered) as this kind of answer.
+    fn from_buffered(r: Response) -> Self;
+    /// Sends through the transport the way this kind of answer is read.
+    async fn fetch(t: &dyn Transport, idx: usize, req: Request) -> Result<Self, TransportError>;
+}
+
+#[async_trait::async_trait]
+impl Reply for Response {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn from_buffered(r: Response) -> Self {
+        r
+    }
+    async fn fetch(t: &dyn Transport, idx: usize, req: Request) -> Result<Self, TransportError> {
+        t.send(idx, req).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Reply for StreamingResponse {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn from_buffered(r: Response) -> Self {
+        r.into()
+    }
+    async fn fetch(t: &dyn Transport, idx: usize, req: Request) -> Result<Self, TransportError> {
+        t.send_streaming(idx, req).await
+    }
+}
+
 /// How a region's share of a call ended.
 #[derive(Debug)]
-pub(crate) enum RegionResult {
+pub(crate) enum RegionResult<R = Response> {
     /// 2xx.
-    Ok(Response),
+    Ok(R),
     /// A caller-class status (4xx but 401).
-    Caller(Response),
+    Caller(R),
     /// 401 after one refresh, or the STS refused the key.
-    Unauthorized(Response),
+    Unauthorized(R),
     /// Persistent failure or attempts exhausted; the description of the last outcome.
     Failed(String),
 }
 
 /// A region's result and the attempts it took.
 #[derive(Debug)]
-pub(crate) struct Tried {
+pub(crate) struct Tried<R = Response> {
     pub region: usize,
     pub attempts: u32,
-    pub result: RegionResult,
+    pub result: RegionResult<R>,
 }
 
 /// The decisive outcome of a whole call.
-pub(crate) struct Walked {
-    pub tried: Tried,
+pub(crate) struct Walked<R = Response> {
+    pub tried: Tried<R>,
     pub attempts: u32,
     pub failovers: u32,
 }
@@ -158,8 +202,15 @@ impl Engine {
 
     /// Sends through the transport under the request's timeout (tokio time, so tests pause it).
     pub async fn send(&self, idx: usize, req: Request) -> Result<Response, TransportError> {
+        self.send_as(idx, req).await
+    }
+
+    /// Sends through the transport under the request's timeout, reading the answer as `R`. For
+    /// a [`StreamingResponse`] the timeout covers the response head only.
+    async fn send_as<R: Reply>(&self, idx: usize, req: Request) -> Result<R, TransportError> {
         let timeout = req.timeout;
-        let result = match tokio::time::timeout(timeout, self.transport.send(idx, req)).await {
+        let fetch = R::fetch(self.transport.as_ref(), idx, req);
+        let result = match tokio::time::timeout(timeout, fetch).await {
             Ok(r) => r,
             Err(_) => Err(TransportError::Timeout),
         };
@@ -170,15 +221,15 @@ impl Engine {
     }
 
     /// One attempt: token, then the request. The bool says whether the STS answered.
-    async fn attempt(
+    async fn attempt<R: Reply>(
         &self,
         idx: usize,
         base: &Request,
         stale: Option<&str>,
-    ) -> (Outcome, Option<Response>, Option<String>, bool) {
+    ) -> (Outcome, Option<R>, Option<String>, bool) {
         let token = match self.token(idx, stale).await {
             Ok(t) => t,
-            Err((outcome, resp)) => return (outcome, resp, None, true),
+            Err((outcome, resp)) => return (outcome, resp.map(R::from_buffered), None, true),
         };
         let mut req = base.clone();
         match HeaderValue::from_str(&format!("Bearer {token}")) {
@@ -192,14 +243,14 @@ impl Engine {
             }
         };
         let started = Instant::now();
-        match self.send(idx, req).await {
+        match self.send_as::<R>(idx, req).await {
             Ok(resp) => {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let mut ewma = self.regions[idx].ewma_ms.lock().expect("ewma lock");
                 *ewma = Some(ewma.map_or(ms, |prev| prev * 0.8 + ms * 0.2));
                 let outcome = Outcome::Status {
-                    status: resp.status.as_u16(),
-                    retry_after: retry_after(&resp.headers),
+                    status: resp.status().as_u16(),
+                    retry_after: retry_after(resp.headers()),
                 };
                 (outcome, Some(resp), Some(token), false)
             }
@@ -259,7 +310,16 @@ impl Engine {
     /// Transient outcomes are retried after [`Backoff::delay`] while attempts and budget last
     /// (and a `Retry-After` is no longer than the per-try timeout); then the region counts as
     /// failed. A 401 refetches the token once, without backoff.
-    pub async fn call_region(&self, kind: CallKind, idx: usize, build: Build<'_>) -> Tried {
+    ///
+    /// Only the status and headers decide; with `R` = [`StreamingResponse`] the body of an
+    /// answer that is retried is dropped unread, and a decisive answer's body is left to the
+    /// caller.
+    pub async fn call_region<R: Reply>(
+        &self,
+        kind: CallKind,
+        idx: usize,
+        build: Build<'_>,
+    ) -> Tried<R> {
         let name = self.name(idx).to_string();
         let mut base = build(&self.regions[idx].entry);
         base.timeout = self.policy.timeout(kind);
@@ -272,7 +332,7 @@ impl Engine {
             let span = tracing::debug_span!("attempt", region = %name, attempt = attempts);
             let started = Instant::now();
             let (outcome, resp, token, from_sts) = self
-                .attempt(idx, &base, stale.take().as_deref())
+                .attempt::<R>(idx, &base, stale.take().as_deref())
                 .instrument(span)
                 .await;
             let class = classify(&outcome);

@@ -4,21 +4,22 @@
 use std::time::Duration;
 
 use crate::config::CallKind;
-use crate::engine::{Build, Engine, RegionResult, Tried, Walked};
+use crate::engine::{Build, Engine, RegionResult, Reply, Tried, Walked};
 use crate::error::ClientError;
 use crate::observe::ClientEvent;
 
 impl Engine {
     /// Runs `a`; past `after`, also runs `b`. The first decisive result wins and the other
-    /// call is dropped (cancelled). Returns the results and how many regions were used.
-    async fn hedged(
+    /// call is dropped (cancelled). Returns the results and how many regions were used. With a
+    /// streaming answer, the first decisive response head wins.
+    async fn hedged<R: Reply>(
         &self,
         kind: CallKind,
         a: usize,
         b: usize,
         after: Duration,
         build: Build<'_>,
-    ) -> (Vec<Tried>, usize) {
+    ) -> (Vec<Tried<R>>, usize) {
         let fa = self.call_region(kind, a, build);
         tokio::pin!(fa);
         tokio::select! {
@@ -46,7 +47,11 @@ impl Engine {
     /// The whole call: regions in priority order (closed, then recovering), failing over on
     /// persistent failures. Failover events are emitted only when a tried region failed, not
     /// for regions skipped because their breaker is open.
-    pub async fn walk(&self, kind: CallKind, build: Build<'_>) -> Result<Walked, ClientError> {
+    pub async fn walk<R: Reply>(
+        &self,
+        kind: CallKind,
+        build: Build<'_>,
+    ) -> Result<Walked<R>, ClientError> {
         let order = self.candidates();
         if order.is_empty() {
             return Err(ClientError::AllRegionsFailed {

@@ -6,9 +6,11 @@ use std::error::Error as StdError;
 use std::io::ErrorKind;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use crate::config::RegionEntry;
 use crate::error::{ClientError, Result};
-use crate::transport::{Request, Response, Transport, TransportError};
+use crate::transport::{Request, Response, StreamingResponse, Transport, TransportError};
 
 /// reqwest-based transport (plain HTTP; TLS is not compiled in).
 pub struct HttpTransport {
@@ -100,9 +102,13 @@ pub(crate) fn map_error(e: &reqwest::Error) -> TransportError {
     }
 }
 
-#[async_trait::async_trait]
-impl Transport for HttpTransport {
-    async fn send(&self, region_idx: usize, req: Request) -> Result<Response, TransportError> {
+impl HttpTransport {
+    /// The request to region `region_idx`, without any timeout set.
+    fn build(
+        &self,
+        region_idx: usize,
+        req: Request,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
         let (base, client) = self
             .regions
             .get(region_idx)
@@ -112,18 +118,57 @@ impl Transport for HttpTransport {
             return Err(TransportError::Tls);
         }
         let url = format!("{base}{}", req.path_and_query);
-        let mut builder = client
+        Ok(client
             .request(req.method, url)
             .headers(req.headers)
-            .body(req.body);
-        if !req.timeout.is_zero() {
-            builder = builder.timeout(req.timeout);
+            .body(req.body))
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for HttpTransport {
+    async fn send(&self, region_idx: usize, req: Request) -> Result<Response, TransportError> {
+        let timeout = req.timeout;
+        let mut builder = self.build(region_idx, req)?;
+        if !timeout.is_zero() {
+            // reqwest's timeout runs until the body is complete: right for a buffered answer.
+            builder = builder.timeout(timeout);
         }
         let resp = builder.send().await.map_err(|e| map_error(&e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| map_error(&e))?;
         Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The timeout covers connecting and the response head only (not reqwest's whole-request
+    /// timeout, which would cut long bodies off); body chunks are read as the caller polls.
+    async fn send_streaming(
+        &self,
+        region_idx: usize,
+        req: Request,
+    ) -> Result<StreamingResponse, TransportError> {
+        let timeout = req.timeout;
+        let head = self.build(region_idx, req)?.send();
+        let resp = if timeout.is_zero() {
+            head.await
+        } else {
+            tokio::time::timeout(timeout, head)
+                .await
+                .map_err(|_| TransportError::Timeout)?
+        }
+        .map_err(|e| map_error(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other))
+            .boxed();
+        Ok(StreamingResponse {
             status,
             headers,
             body,

@@ -43,5 +43,5 @@ pub use error::{ClientError, Result};
 pub use http::HttpTransport;
 pub use observe::{ClientEvent, RegionStatus};
 pub use token::TOKEN_LIFETIME;
-pub use transport::{Request, Response, Transport, TransportError};
+pub use transport::{BodyStream, Request, Response, StreamingResponse, Transport, TransportError};
 pub use voice::{rewrite_voice, SynthesisRequest, Synthesized, VoiceLink};

@@ -525,6 +525,63 @@ async fn forward_passes_caller_errors_through_and_adds_cid_and_token() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn forward_streaming_retries_on_the_head_then_streams_the_next_regions_body() {
+    use futures::TryStreamExt;
+    let (c, fake) = client(2, |_| {});
+    let mut rx = c.subscribe();
+    fake.script(0, [Step::Status(503), Step::Status(503), Step::Status(503)]);
+    let req = ForwardRequest {
+        method: ::http::Method::POST,
+        path_and_query: "/speech/recognition/conversation/cognitiveservices/v1".into(),
+        headers: ::http::HeaderMap::new(),
+        body: Bytes::from_static(b"wav"),
+    };
+    let a = c
+        .forward_streaming(CallKind::Stt, req.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            a.value.status.as_u16(),
+            a.region.as_str(),
+            a.attempts,
+            a.failovers
+        ),
+        (200, "eastus", 4, 1)
+    );
+    let chunks: Vec<Bytes> = a.value.body.try_collect().await.unwrap();
+    let body: Vec<u8> = chunks.concat();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["region"], 1, "the body is the answering region's");
+    let evs = events(&mut rx);
+    let retries = evs
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Retry { .. }))
+        .count();
+    assert_eq!(retries, 2);
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        ClientEvent::Failover { from, to } if from == "westus" && to == "eastus"
+    )));
+    let seen = fake.data_seen();
+    assert_eq!(seen.len(), 4);
+    assert!(
+        seen.iter().all(|s| s.body == req.body),
+        "every try replays the body"
+    );
+
+    // A caller error is handed over at once, body and all, and never failed over.
+    fake.script(0, [Step::Status(415)]);
+    let a = c.forward_streaming(CallKind::Stt, req).await.unwrap();
+    assert_eq!(
+        (a.value.status.as_u16(), a.region.as_str(), a.failovers),
+        (415, "westus", 0)
+    );
+    let body: Vec<Bytes> = a.value.body.try_collect().await.unwrap();
+    assert!(String::from_utf8_lossy(&body.concat()).contains("Code415"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn prober_stops_when_the_client_is_dropped() {
     let (c, fake) = client(1, |p| p.breaker_consecutive_failures = 1);
     fake.set_ready(0, false);

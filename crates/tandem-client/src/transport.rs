@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
 use http::{HeaderMap, Method, StatusCode};
 
 /// One HTTP exchange to send to a region (the endpoint is the transport's business).
@@ -30,6 +31,46 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
+}
+
+/// A response body arriving chunk by chunk. An `Err` item means the body broke off midway
+/// (reset, protocol error); the stream ends there.
+pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// A region's answer whose body is still arriving: the status and headers are in, the body is
+/// read as the caller polls it.
+pub struct StreamingResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body, chunk by chunk.
+    pub body: BodyStream,
+}
+
+impl std::fmt::Debug for StreamingResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Response> for StreamingResponse {
+    /// A buffered answer as a one-chunk stream (no chunk at all when the body is empty).
+    fn from(r: Response) -> Self {
+        let chunks = if r.body.is_empty() {
+            Vec::new()
+        } else {
+            vec![Ok(r.body)]
+        };
+        StreamingResponse {
+            status: r.status,
+            headers: r.headers,
+            body: stream::iter(chunks).boxed(),
+        }
+    }
 }
 
 /// Why no response arrived, told apart by type so [`crate::classify`] never reads messages.
@@ -60,4 +101,19 @@ pub enum TransportError {
 pub trait Transport: Send + Sync + 'static {
     /// Sends `req` to region `region_idx` and returns its response, whatever the status.
     async fn send(&self, region_idx: usize, req: Request) -> Result<Response, TransportError>;
+
+    /// Like [`Transport::send`], but returns as soon as the status and headers are in, with the
+    /// body still arriving. `req.timeout` bounds getting the head only; the body has no total
+    /// timeout (a long audio stream is legitimate).
+    ///
+    /// The default sends with [`Transport::send`] and hands the buffered body over as one chunk.
+    async fn send_streaming(
+        &self,
+        region_idx: usize,
+        req: Request,
+    ) -> Result<StreamingResponse, TransportError> {
+        self.send(region_idx, req)
+            .await
+            .map(StreamingResponse::from)
+    }
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::client::{Answered, TandemClient};
 use crate::config::{CallKind, RegionEntry};
-use crate::engine::{RegionResult, Walked};
+use crate::engine::{RegionResult, Tried, Walked};
 use crate::error::{ClientError, Result};
 use crate::observe::ClientEvent;
 use crate::wire::{caller_error, enc, request};
@@ -141,7 +141,7 @@ impl TandemClient {
                 let build = |r: &RegionEntry| {
                     self.tts_request(req, &req.ssml, r.voice_deployment_id.as_deref())
                 };
-                let tried = e.call_region(CallKind::Tts, idx, &build).await;
+                let tried: Tried = e.call_region(CallKind::Tts, idx, &build).await;
                 attempts += tried.attempts;
                 let region = e.name(idx).to_string();
                 match tried.result {

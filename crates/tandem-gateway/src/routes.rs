@@ -165,7 +165,10 @@ async fn forward(
     auth::check(&gw, req.headers(), now())?;
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, gw.max_body).await.map_err(|e| {
-        if e.to_string().contains("length limit") {
+        // Decided by the error's type, never its message.
+        let too_large = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+            .any(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
             GatewayError::PayloadTooLarge(gw.max_body)
         } else {
             GatewayError::BadBody(e.to_string())
@@ -184,7 +187,7 @@ async fn forward(
         .unwrap_or_else(|| parts.uri.path().to_owned());
     let answered = gw
         .client
-        .forward(
+        .forward_streaming(
             kind,
             ForwardRequest {
                 method: parts.method,
@@ -194,8 +197,10 @@ async fn forward(
             },
         )
         .await?;
+    // The decisive region's head is in; its body is streamed through as it arrives. A body that
+    // breaks off midway cannot be retried any more: the response to the caller is cut short.
     let upstream = answered.value;
-    let mut resp = Response::new(Body::from(upstream.body));
+    let mut resp = Response::new(Body::from_stream(upstream.body));
     *resp.status_mut() = upstream.status;
     for name in RETURNED_HEADERS {
         if let Some(v) = upstream.headers.get(*name) {
