@@ -36,6 +36,14 @@ pub enum EngineError {
     /// The requested recognition language is not supported by the model.
     #[error("unsupported language {0:?}")]
     UnsupportedLanguage(String),
+    /// The audio holds too little voiced speech for a speaker embedding.
+    #[error("too little speech for a voice signature: {voiced_secs:.2} s voiced, at least {min_secs:.2} s needed")]
+    TooShort {
+        /// Voiced speech found, seconds.
+        voiced_secs: f64,
+        /// The minimum, seconds.
+        min_secs: f64,
+    },
     /// The engine itself failed.
     #[error("engine failure: {0}")]
     Engine(String),

