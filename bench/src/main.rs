@@ -8,6 +8,7 @@
 mod failover;
 mod gateway;
 mod http_path;
+mod speaker;
 mod stats;
 mod stt;
 mod tts;
@@ -59,6 +60,12 @@ enum What {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Speaker recognition: verify latency, and identify latency against 50 profiles.
+    Speaker {
+        /// Timed requests of each kind.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+    },
     /// Everything above.
     All,
 }
@@ -79,12 +86,14 @@ async fn main() -> anyhow::Result<()> {
         What::Http { n } => http_path::run(&cli.bin, &cli.out, n).await?,
         What::Failover => failover::run(&cli.bin, &cli.out).await?,
         What::Gateway { rounds } => gateway::run(&cli.bin, &cli.out, rounds).await?,
+        What::Speaker { n } => speaker::run(&cli.bin, &cli.out, n).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
             http_path::run(&cli.bin, &cli.out, 200).await?;
             failover::run(&cli.bin, &cli.out).await?;
             gateway::run(&cli.bin, &cli.out, 3).await?;
+            speaker::run(&cli.bin, &cli.out, 20).await?;
         }
     }
     Ok(())

@@ -35,6 +35,14 @@ pub enum ApiError {
         /// What is wrong, for a human.
         message: String,
     },
+    /// The request is well-formed but refused by a limit (Azure's 403 for speaker enrollments).
+    #[error("{message}")]
+    Refused {
+        /// Short machine code, e.g. `InvalidRequest`.
+        code: &'static str,
+        /// What limit was hit.
+        message: String,
+    },
     /// The body is larger than the route accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -82,6 +90,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Refused { .. } => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -93,7 +102,9 @@ impl ApiError {
 
     fn code(&self) -> String {
         match self {
-            ApiError::BadRequest { code, .. } => (*code).to_owned(),
+            ApiError::BadRequest { code, .. } | ApiError::Refused { code, .. } => {
+                (*code).to_owned()
+            }
             ApiError::NotFound(_) => "NotFound".into(),
             ApiError::Conflict(_) => "Conflict".into(),
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge".into(),
@@ -149,6 +160,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnsupportedLanguage(_) => {
                 ApiError::bad_request("InvalidLanguage", e.to_string())
             }
+            EngineError::TooShort { .. } => ApiError::bad_request("InvalidRequest", e.to_string()),
             EngineError::ModelMissing { .. } => ApiError::Unavailable {
                 message: "speech models are still loading".into(),
                 retry_after: 5,
@@ -178,6 +190,14 @@ mod tests {
                 ApiError::bad_request("InvalidAudioFormat", "x"),
                 400,
                 "InvalidAudioFormat",
+            ),
+            (
+                ApiError::Refused {
+                    code: "InvalidRequest",
+                    message: "x".into(),
+                },
+                403,
+                "InvalidRequest",
             ),
             (
                 ApiError::PayloadTooLarge("x".into()),

@@ -1,8 +1,8 @@
 //! One Tandem region, served over HTTP.
 //!
 //! [`router`] builds the whole API from a [`AppState`]: the Azure data-plane routes (STS,
-//! short-audio speech-to-text, text-to-speech, voice list), the admin API, and the operations
-//! routes (`/healthz`, `/readyz`, `/metrics`). The `tandem` binary opens storage, builds the state
+//! short-audio speech-to-text, text-to-speech, voice list, speaker recognition), the admin API,
+//! and the operations routes (`/healthz`, `/readyz`, `/metrics`). The `tandem` binary opens storage, builds the state
 //! and serves it. Every error leaves through [`ApiError`], the one
 //! place where failures become status codes and Azure error JSON.
 

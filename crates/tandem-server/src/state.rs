@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use tandem_core::{RegionConfig, RegionName, TokenSigner};
 use tandem_engines::tts::TtsEngine;
-use tandem_engines::Recognizer;
+use tandem_engines::{Recognizer, SpeakerEncoder};
 use tandem_store::Store;
 
 use crate::{quota::Quotas, EnginePool, Metrics};
@@ -15,6 +15,8 @@ pub struct Engines {
     pub recognizer: Arc<dyn Recognizer>,
     /// Text-to-speech, with voice resolution and aliases.
     pub tts: Arc<TtsEngine>,
+    /// Speaker embeddings (voice signatures) for speaker recognition.
+    pub speaker: Arc<SpeakerEncoder>,
 }
 
 /// Shared state of one region's server.

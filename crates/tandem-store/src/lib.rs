@@ -1,6 +1,6 @@
 //! Tandem's storage: where a region keeps its resources and its blobs.
 //!
-//! Metadata (resources, key hashes, limits) goes through the [`MetaStore`] trait; today's backend
+//! Metadata (resources, key hashes, limits, speaker profiles and enrollments) goes through the [`MetaStore`] trait; today's backend
 //! is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
 //! config change, not a rewrite. Blobs go through [`BlobStore`], a thin layer over the
 //! `object_store` crate on the local filesystem, so that S3 is likewise a config change.
@@ -19,11 +19,16 @@ mod blob;
 pub mod conformance;
 mod error;
 mod model;
+mod speaker;
 mod sqlite;
 mod store;
 
 pub use blob::{BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
 pub use error::{Result, StoreError};
 pub use model::{MetaStore, NewResource, Resource};
+pub use speaker::{
+    enrollment_audio_key, mean_signature, Enrollment, EnrollmentStatus, NewEnrollment, NewProfile,
+    ProfileKind, SpeakerProfile,
+};
 pub use sqlite::{SqliteMetaStore, METADATA_FORMAT_VERSION};
 pub use store::Store;

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 
-use crate::Result;
+use crate::{Enrollment, NewEnrollment, NewProfile, ProfileKind, Result, SpeakerProfile};
+use uuid::Uuid;
 
 /// A speech resource as stored. Key hashes are deliberately absent: they are only ever compared,
 /// through [`MetaStore::authenticate`].
@@ -68,6 +69,58 @@ pub trait MetaStore: Send + Sync + 'static {
         region: &RegionName,
         hash: &KeyHash,
     ) -> Result<Option<(Resource, KeySlot)>>;
+    /// Creates a speaker profile of a resource (status `Enrolling`, no enrollments).
+    async fn create_profile(&self, p: NewProfile) -> Result<SpeakerProfile>;
+    /// The live profile `id` of `resource` and `kind`; `None` if it does not exist, was deleted,
+    /// or belongs to another resource or kind.
+    async fn get_profile(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Option<SpeakerProfile>>;
+    /// Up to `limit` live profiles of `resource` and `kind`, ordered by creation time then id,
+    /// starting after profile `after` (a continuation point; it may since have been deleted).
+    async fn list_profiles(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<SpeakerProfile>>;
+    /// Appends an enrollment to a live profile of `resource` and `kind`, then recomputes its
+    /// totals, its voice signature and its status (`Enrolled` once the live enrollments hold at
+    /// least `required_speech_secs` of speech). `NotFound` if there is no such profile.
+    async fn add_enrollment(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        e: NewEnrollment,
+        required_speech_secs: f64,
+    ) -> Result<SpeakerProfile>;
+    /// The live enrollments of a profile, oldest first. `NotFound` if there is no such profile.
+    async fn list_enrollments(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Vec<Enrollment>>;
+    /// Tombstones every live enrollment of a profile and zeroes it back to `Enrolling`; returns
+    /// the enrollments removed (so their audio can be deleted). `NotFound` if no such profile.
+    async fn reset_profile(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Vec<Enrollment>>;
+    /// Tombstones a profile and its enrollments; returns the enrollments removed. `NotFound` if
+    /// there is no such live profile.
+    async fn delete_profile(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Vec<Enrollment>>;
     /// Cheap round trip to the backend, for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// The format version recorded in the database.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::RngCore;
 use tandem_core::{RegionConfig, TokenSigner};
-use tandem_engines::models::{ModelCache, WHISPER_TINY_EN};
+use tandem_engines::models::{ModelCache, SPEAKER_GE2E, WHISPER_TINY_EN};
 use tandem_engines::stt::WhisperRecognizer;
 use tandem_engines::tts::TtsEngine;
+use tandem_engines::SpeakerEncoder;
 use tandem_server::{AppState, EnginePool, Engines, Metrics};
 use tandem_store::Store;
 
@@ -86,9 +87,20 @@ fn load_engines(cfg: &RegionConfig, stt_threads: usize) -> anyhow::Result<Engine
     };
     let recognizer = WhisperRecognizer::load(&path, stt_threads).context("loading Whisper")?;
     let tts = TtsEngine::new().context("loading the TTS voices")?;
+    let speaker_path = match cache.model_path(SPEAKER_GE2E) {
+        Ok(p) => p,
+        Err(_) => {
+            tracing::info!(dir = %cfg.model_dir().display(), "first start: pulling {SPEAKER_GE2E}");
+            cache
+                .pull(SPEAKER_GE2E, &|ev| tracing::info!(?ev, "model pull"))
+                .context("pulling the speaker model")?
+        }
+    };
+    let speaker = SpeakerEncoder::load(&speaker_path).context("loading the speaker encoder")?;
     Ok(Engines {
         recognizer: Arc::new(recognizer),
         tts: Arc::new(tts),
+        speaker: Arc::new(speaker),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The route table.
 
 mod ops;
+mod speaker;
 mod sts;
 mod stt;
 mod tts;
@@ -26,6 +27,25 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/cognitiveservices/v1", post(tts::synthesize))
         .route("/cognitiveservices/voices/list", get(tts::voices))
+        // Speaker recognition (2021-09-05, text-independent).
+        .route(
+            "/speaker-recognition/{service}/text-independent/profiles",
+            get(speaker::list).post(speaker::create),
+        )
+        .route(
+            "/speaker-recognition/{service}/text-independent/profiles:identifySingleSpeaker",
+            post(speaker::identify),
+        )
+        .route(
+            "/speaker-recognition/{service}/text-independent/profiles/{id}",
+            get(speaker::get)
+                .delete(speaker::delete)
+                .post(speaker::verb),
+        )
+        .route(
+            "/speaker-recognition/{service}/text-independent/profiles/{id}/enrollments",
+            post(speaker::enroll),
+        )
         // Admin.
         .route("/admin/v1/resources", get(admin::list).post(admin::create))
         .route(

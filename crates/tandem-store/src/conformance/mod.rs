@@ -7,6 +7,7 @@
 
 mod blob;
 mod meta;
+mod speaker;
 mod updates;
 
 pub use blob::{
@@ -15,6 +16,7 @@ pub use blob::{
 pub use meta::{
     create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,
 };
+pub use speaker::{speaker_enrollments_and_reset, speaker_profile_crud, speaker_tenant_isolation};
 pub use updates::{
     concurrency_limit_update, concurrent_writers, duplicate_key_conflicts, key_rotation,
 };
@@ -33,6 +35,9 @@ pub async fn run_all(store: &Store) {
     not_found_paths(store).await;
     duplicate_key_conflicts(store).await;
     concurrent_writers(store).await;
+    speaker_profile_crud(store).await;
+    speaker_enrollments_and_reset(store).await;
+    speaker_tenant_isolation(store).await;
     blob_put_get_list_delete(store).await;
     blob_overwrite(store).await;
     blob_list_prefix(store).await;

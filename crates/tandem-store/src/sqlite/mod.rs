@@ -16,11 +16,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 mod queries;
+mod speaker;
 
 use crate::{MetaStore, Resource, Result, StoreError};
 
 /// The metadata format version this build writes and the newest it reads.
-pub const METADATA_FORMAT_VERSION: u32 = 1;
+pub const METADATA_FORMAT_VERSION: u32 = 2;
 
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";
 

@@ -9,7 +9,11 @@ use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 use time::OffsetDateTime;
 
 use super::{conflict_or, format_time, row_to_resource, SqliteMetaStore, RESOURCE_COLUMNS};
-use crate::{MetaStore, NewResource, Resource, Result, StoreError};
+use crate::{
+    Enrollment, MetaStore, NewEnrollment, NewProfile, NewResource, ProfileKind, Resource, Result,
+    SpeakerProfile, StoreError,
+};
+use uuid::Uuid;
 
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
@@ -143,6 +147,67 @@ impl MetaStore for SqliteMetaStore {
         let slot: String = row.try_get("slot")?;
         let slot = KeySlot::from_str(&slot).map_err(StoreError::db)?;
         Ok(Some((row_to_resource(&row)?, slot)))
+    }
+
+    async fn create_profile(&self, p: NewProfile) -> Result<SpeakerProfile> {
+        self.sp_create_profile(p).await
+    }
+
+    async fn get_profile(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Option<SpeakerProfile>> {
+        self.sp_get_profile(resource, kind, id).await
+    }
+
+    async fn list_profiles(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<SpeakerProfile>> {
+        self.sp_list_profiles(resource, kind, after, limit).await
+    }
+
+    async fn add_enrollment(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        e: NewEnrollment,
+        required_speech_secs: f64,
+    ) -> Result<SpeakerProfile> {
+        self.sp_add_enrollment(resource, kind, e, required_speech_secs)
+            .await
+    }
+
+    async fn list_enrollments(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Vec<Enrollment>> {
+        self.sp_list_enrollments(resource, kind, id).await
+    }
+
+    async fn reset_profile(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Vec<Enrollment>> {
+        self.sp_remove(resource, kind, id, false).await
+    }
+
+    async fn delete_profile(
+        &self,
+        resource: ResourceId,
+        kind: ProfileKind,
+        id: Uuid,
+    ) -> Result<Vec<Enrollment>> {
+        self.sp_remove(resource, kind, id, true).await
     }
 
     async fn ping(&self) -> Result<()> {
