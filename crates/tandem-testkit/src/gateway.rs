@@ -1,9 +1,7 @@
 //! A `tandem gateway` process.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// A running `tandem gateway` and its URL.
 pub struct GatewayProcess {
@@ -26,24 +24,7 @@ impl GatewayProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the gateway printed no address");
-        let url = line
-            .rsplit(' ')
-            .next()
-            .filter(|u| u.starts_with("http://"))
-            .unwrap_or_else(|| panic!("unexpected first line from tandem gateway: {line:?}"))
-            .to_owned();
+        let url = crate::process::read_listen_url(&mut child, "tandem gateway");
         Self { url, child }
     }
 }

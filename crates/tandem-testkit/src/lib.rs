@@ -11,6 +11,7 @@
 
 mod data;
 mod gateway;
+mod process;
 mod proxy;
 mod region;
 

@@ -1,6 +1,5 @@
 //! One `tandem serve` process per region.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -136,25 +135,7 @@ impl RegionProcess {
             )
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("region {} printed no address", self.name));
-        self.url = line
-            .rsplit(' ')
-            .next()
-            .filter(|u| u.starts_with("http://"))
-            .unwrap_or_else(|| panic!("unexpected first line from tandem serve: {line:?}"))
-            .to_owned();
+        self.url = crate::process::read_listen_url(&mut child, &format!("region {}", self.name));
         self.child = Some(child);
         self.wait_ready().await;
     }
