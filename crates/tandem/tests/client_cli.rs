@@ -78,3 +78,26 @@ async fn the_cli_fails_over_like_the_sdk() {
     assert!(west_line.contains("unreachable"), "{out}");
     assert!(east_line.contains("ready"), "{out}");
 }
+
+#[test]
+fn an_open_gateway_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("regions.toml");
+    std::fs::write(
+        &file,
+        "[[regions]]\nname = \"westus\"\nendpoint = \"http://127.0.0.1:9\"\nkey = \"k\"\n",
+    )
+    .unwrap();
+    // It refuses before binding anything, so nothing ever listens on 0.0.0.0.
+    let out = Command::new(BIN)
+        .args(["gateway", "--listen", "0.0.0.0:0", "--regions"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a gateway_key"),
+        "{err}"
+    );
+}
