@@ -6,22 +6,9 @@ use std::time::Instant;
 use serde_json::json;
 use tandem_engines::ssml::{parse, SsmlLimits};
 use tandem_engines::tts::{render, TtsEngine};
-use tandem_testkit::{RegionOptions, RegionProcess};
+use tandem_testkit::{RegionOptions, RegionProcess, HARVARD_SENTENCES};
 
 use crate::stats::{median, save};
-
-const SENTENCES: &[&str] = &[
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.",
-    "A large size in stockings is hard to sell.",
-];
 
 const VOICES: &[&str] = &["en-US-SltFlite", "en-US-RmsFlite", "de-DE-Espeak"];
 
@@ -41,7 +28,7 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
     for voice in VOICES {
         let (mut alone, mut via_http) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            for text in SENTENCES {
+            for text in HARVARD_SENTENCES {
                 let ssml = format!("<speak version='1.0' xml:lang='en-US'><voice name='{voice}'>{text}</voice></speak>");
                 // Engine alone: parse, render and encode, exactly what the handler does.
                 let t = Instant::now();
@@ -81,6 +68,6 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
     save(
         out,
         "tts",
-        &json!({ "reps": reps, "sentences": SENTENCES.len(), "voices": rows }),
+        &json!({ "reps": reps, "sentences": HARVARD_SENTENCES.len(), "voices": rows }),
     )
 }

@@ -2,21 +2,13 @@
 //! too-short audio, and same speaker above different speakers on the real Speech SDK samples.
 //! Needs the model in the cache: run `make models` (or `tandem models pull`).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use tandem_audio::{decode_wav, detect_speech, Pcm};
 use tandem_engines::models::{ModelCache, SPEAKER_GE2E};
 use tandem_engines::speaker::{voiced_seconds, Embedding, SpeakerEncoder, THRESHOLD};
 use tandem_engines::EngineError;
-
-fn model_dir() -> PathBuf {
-    match std::env::var_os("TANDEM_MODEL_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-            .join(".cache/tandem/models"),
-    }
-}
+use tandem_testkit::{model_dir, shared_data, SPEAKER_SAMPLE_VOICES};
 
 fn encoder() -> &'static SpeakerEncoder {
     static E: OnceLock<SpeakerEncoder> = OnceLock::new();
@@ -29,11 +21,7 @@ fn encoder() -> &'static SpeakerEncoder {
 }
 
 fn sample(name: &str) -> Pcm {
-    let dir = match std::env::var_os("TANDEM_SHARED_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    let bytes = std::fs::read(dir.join("speaker-samples").join(name))
+    let bytes = std::fs::read(shared_data().join("speaker-samples").join(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     decode_wav(&bytes).expect("decode")
 }
@@ -48,18 +36,6 @@ fn halves(pcm: &Pcm) -> (Pcm, Pcm) {
     };
     (part(&pcm.samples[..mid]), part(&pcm.samples[mid..]))
 }
-
-const SPEAKERS: [&str; 9] = [
-    "EN-US_Aria",
-    "EN-US_Davis",
-    "EN-US_Jenny",
-    "EN-US_Tony",
-    "JA-JP_Aoi",
-    "JA-JP_Daichi",
-    "JA-JP_Keita",
-    "JA-JP_Mayu",
-    "JA-JP_Naoki",
-];
 
 #[test]
 fn the_encoder_can_be_shared_between_threads() {
@@ -108,7 +84,7 @@ fn too_short_audio_is_refused() {
 
 #[test]
 fn same_speaker_scores_above_different_speakers_on_real_voices() {
-    let embs: Vec<(Embedding, Embedding)> = SPEAKERS
+    let embs: Vec<(Embedding, Embedding)> = SPEAKER_SAMPLE_VOICES
         .iter()
         .map(|s| {
             let (a, b) = halves(&sample(&format!("phrase_{s}.wav")));
@@ -139,7 +115,7 @@ fn same_speaker_scores_above_different_speakers_on_real_voices() {
         assert_eq!(
             best, i,
             "{} first half matched {}",
-            SPEAKERS[i], SPEAKERS[best]
+            SPEAKER_SAMPLE_VOICES[i], SPEAKER_SAMPLE_VOICES[best]
         );
     }
     assert!(

@@ -4,7 +4,6 @@
 //! numbers; `--release` for a meaningful RTF. Needs the model in the cache: run `make models`
 //! (or `tandem models pull`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use tandem_audio::{decode_wav, detect_speech, Pcm};
@@ -12,14 +11,10 @@ use tandem_engines::models::{ModelCache, SPEAKER_GE2E};
 use tandem_engines::speaker::{equal_error_rate, Embedding, SpeakerEncoder, THRESHOLD};
 use tandem_engines::tts::TtsEngine;
 use tandem_engines::{Prosody, Synthesizer};
+use tandem_testkit::{model_dir, shared_data, HARVARD_SENTENCES, SPEAKER_SAMPLE_VOICES};
 
 fn encoder() -> SpeakerEncoder {
-    let dir = match std::env::var_os("TANDEM_MODEL_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-            .join(".cache/tandem/models"),
-    };
-    let path = ModelCache::new(dir)
+    let path = ModelCache::new(model_dir())
         .model_path(SPEAKER_GE2E)
         .unwrap_or_else(|e| panic!("{e} (run `make models` or `tandem models pull`)"));
     let t = Instant::now();
@@ -45,18 +40,6 @@ impl Timed {
     }
 }
 
-const REAL: [&str; 9] = [
-    "EN-US_Aria",
-    "EN-US_Davis",
-    "EN-US_Jenny",
-    "EN-US_Tony",
-    "JA-JP_Aoi",
-    "JA-JP_Daichi",
-    "JA-JP_Keita",
-    "JA-JP_Mayu",
-    "JA-JP_Naoki",
-];
-
 /// Flite's four voices and espeak-ng's male and female English voices. espeak-ng's other
 /// locales are left out: they are the same synthetic voice with another accent, not another
 /// speaker.
@@ -69,26 +52,6 @@ const VOICES: [&str; 6] = [
     "en-GB-EspeakF",
 ];
 
-const HARVARD: [&str; 10] = [
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.",
-    "A large size in stockings is hard to sell.",
-];
-
-fn shared_data() -> PathBuf {
-    match std::env::var_os("TANDEM_SHARED_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    }
-}
-
 fn read_sample(name: &str) -> Pcm {
     let path = shared_data().join("speaker-samples").join(name);
     decode_wav(&std::fs::read(&path).expect("read sample")).expect("decode")
@@ -97,7 +60,7 @@ fn read_sample(name: &str) -> Pcm {
 /// Which enrolled phrase speaker each unlabelled `free_*` recording is closest to (printed
 /// only: the files are not labelled).
 fn identify_free_speech(t: &mut Timed) {
-    let enrolled: Vec<Embedding> = REAL
+    let enrolled: Vec<Embedding> = SPEAKER_SAMPLE_VOICES
         .iter()
         .map(|s| t.embed(&read_sample(&format!("phrase_{s}.wav"))))
         .collect();
@@ -110,7 +73,7 @@ fn identify_free_speech(t: &mut Timed) {
         let e = t.embed(&read_sample(f));
         let mut scores: Vec<(f32, &str)> = enrolled
             .iter()
-            .zip(REAL)
+            .zip(SPEAKER_SAMPLE_VOICES)
             .map(|(x, s)| (e.cosine(x), s))
             .collect();
         scores.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -124,7 +87,7 @@ fn identify_free_speech(t: &mut Timed) {
 /// (same-speaker scores, different-speaker scores) of the real samples: first half of each
 /// speaker's speech against the second half of every speaker's.
 fn real_trials(t: &mut Timed) -> (Vec<f32>, Vec<f32>) {
-    let halves: Vec<(Embedding, Embedding)> = REAL
+    let halves: Vec<(Embedding, Embedding)> = SPEAKER_SAMPLE_VOICES
         .iter()
         .map(|s| {
             let pcm = read_sample(&format!("phrase_{s}.wav"));
@@ -160,7 +123,7 @@ fn synthetic_trials(t: &mut Timed) -> (Vec<f32>, Vec<f32>) {
     let mut enrolled = Vec::new();
     let mut tests = Vec::new();
     for voice in VOICES {
-        let embs: Vec<Embedding> = HARVARD
+        let embs: Vec<Embedding> = HARVARD_SENTENCES
             .iter()
             .map(|s| {
                 let pcm = tts

