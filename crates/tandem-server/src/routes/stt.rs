@@ -114,6 +114,9 @@ pub(crate) async fn recognize(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
+    // Read the upload before judging the request: answering while the client is still sending
+    // would break its pipe instead of showing it the error.
+    let bytes = read_body(body, state.config().max_body_bytes, "audio").await?;
     let p = params(&mode, &q)?;
     check_content_type(&headers)?;
     let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
@@ -130,7 +133,6 @@ pub(crate) async fn recognize(
             ),
         ));
     }
-    let bytes = read_body(body, state.config().max_body_bytes, "audio").await?;
     let pcm = decode_wav(&bytes)?;
     let max = state.config().max_audio_secs as f64;
     if pcm.duration_secs() > max {

@@ -52,6 +52,9 @@ pub(crate) async fn synthesize(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Read the document before judging the request (see the recognition handler).
+    let max = state.config().max_ssml_bytes;
+    let bytes = read_body(body, max, "SSML document").await?;
     if let Some((_, id)) = q
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("deploymentId"))
@@ -68,8 +71,6 @@ pub(crate) async fn synthesize(
         message: "the speech engines are still loading".into(),
         retry_after: 2,
     })?;
-    let max = state.config().max_ssml_bytes;
-    let bytes = read_body(body, max, "SSML document").await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         ApiError::bad_request("InvalidSsml", "the SSML document is not valid UTF-8")
     })?;
