@@ -29,8 +29,16 @@ key_for() { # region -> prints key1 of its "demo" resource (rotating it if the r
   python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key1"])' "$out"
 }
 
-start() { # region port
+# The two regions are a pair: speaker data replicates between them, and each serves the
+# other's speaker traffic while it is down. They authenticate to each other with this secret.
+SECRET="$ROOT/peer.secret"
+if [ ! -s "$SECRET" ]; then
+  (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > "$SECRET")
+fi
+
+start() { # region port pair pair-port
   "$BIN" serve --region "$1" --listen "127.0.0.1:$2" --data-dir "$ROOT/$1" \
+    --peer "$3=http://127.0.0.1:$4" --pair "$3" --peer-secret-file "$SECRET" \
     > "$ROOT/$1.out" 2> "$ROOT/$1.log" &
   pids+=($!)
 }
@@ -49,8 +57,8 @@ PY
 
 WEST_KEY=$(key_for westus)
 EAST_KEY=$(key_for eastus)
-start westus "$WEST_PORT"
-start eastus "$EAST_PORT"
+start westus "$WEST_PORT" eastus "$EAST_PORT"
+start eastus "$EAST_PORT" westus "$WEST_PORT"
 wait_ready "$WEST_PORT"
 wait_ready "$EAST_PORT"
 
@@ -69,7 +77,9 @@ cat <<MSG
   curl -s -X POST "http://127.0.0.1:$WEST_PORT/speech/recognition/conversation/cognitiveservices/v1?language=en-US" \\
        -H "Ocp-Apim-Subscription-Key: \$(cat $ROOT/westus.key)" -H "Content-Type: audio/wav" \\
        --data-binary @$ROOT/demo.wav
-  (the westus key is refused by eastus on port $EAST_PORT: regions are isolated)
+  (the westus key is refused by eastus on port $EAST_PORT: regions are isolated, except that
+   eastus, westus's pair, accepts it for westus's speaker profiles, which it replicates)
+  curl -s http://127.0.0.1:$WEST_PORT/.well-known/tandem    # the region's pair, for clients
 Logs: $ROOT/westus.log $ROOT/eastus.log   Ctrl-C stops both regions.
 MSG
 wait

@@ -8,6 +8,7 @@
 mod failover;
 mod gateway;
 mod http_path;
+mod replication;
 mod speaker;
 mod stats;
 mod stt;
@@ -66,6 +67,19 @@ enum What {
         #[arg(long, default_value_t = 20)]
         n: usize,
     },
+    /// Paired-region speaker replication: lag under an enrollment load, and the time from
+    /// the primary's death to the first verify served by the pair.
+    Replication {
+        /// Concurrent enrolling clients.
+        #[arg(long, default_value_t = 2)]
+        enrollers: usize,
+        /// Enrollments per client.
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        /// Kill/restart cycles of the primary.
+        #[arg(long, default_value_t = 3)]
+        kills: usize,
+    },
     /// Everything above.
     All,
 }
@@ -87,6 +101,11 @@ async fn main() -> anyhow::Result<()> {
         What::Failover => failover::run(&cli.bin, &cli.out).await?,
         What::Gateway { rounds } => gateway::run(&cli.bin, &cli.out, rounds).await?,
         What::Speaker { n } => speaker::run(&cli.bin, &cli.out, n).await?,
+        What::Replication {
+            enrollers,
+            n,
+            kills,
+        } => replication::run(&cli.bin, &cli.out, enrollers, n, kills).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
@@ -94,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
             failover::run(&cli.bin, &cli.out).await?;
             gateway::run(&cli.bin, &cli.out, 3).await?;
             speaker::run(&cli.bin, &cli.out, 20).await?;
+            replication::run(&cli.bin, &cli.out, 2, 100, 3).await?;
         }
     }
     Ok(())

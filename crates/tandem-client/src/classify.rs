@@ -13,6 +13,9 @@ pub enum Outcome {
         status: u16,
         /// The parsed `Retry-After` header.
         retry_after: Option<Duration>,
+        /// The region asked for another region to take the call (`x-tandem-redirect`, sent by
+        /// a region whose speaker data is still catching up with its pair).
+        redirect: bool,
     },
     /// No answer arrived.
     Transport(TransportError),
@@ -42,7 +45,7 @@ pub enum Class {
 /// |---|---|
 /// | 2xx | `Success` |
 /// | reset, timeout, 408, 429, 500, 502, 503, 504 | `Transient` (429/503 keep `Retry-After`) |
-/// | refused, DNS, TLS, other transport errors, other 5xx | `Persistent` |
+/// | refused, DNS, TLS, other transport errors, other 5xx, any 5xx with `x-tandem-redirect` | `Persistent` |
 /// | 400, 403, 404, 413, 415 and other 4xx | `Caller` |
 /// | 401 | `Unauthorized` |
 ///
@@ -60,8 +63,14 @@ pub fn classify(outcome: &Outcome) -> Class {
             | TransportError::Other(_) => Class::Persistent,
         },
         Outcome::Status {
+            status: 500..=599,
+            redirect: true,
+            ..
+        } => Class::Persistent,
+        Outcome::Status {
             status,
             retry_after,
+            ..
         } => match *status {
             200..=299 => Class::Success,
             401 => Class::Unauthorized,
@@ -73,6 +82,11 @@ pub fn classify(outcome: &Outcome) -> Class {
             _ => Class::Persistent,
         },
     }
+}
+
+/// Whether the answer carries `x-tandem-redirect` (any value).
+pub(crate) fn redirect(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("x-tandem-redirect")
 }
 
 /// Parses a `Retry-After` header given in seconds (the HTTP-date form is ignored).

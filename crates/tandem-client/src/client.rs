@@ -12,14 +12,14 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::{Backoff, RetryBudget};
-use crate::breaker::Breaker;
 use crate::config::{CallKind, ClientConfig, RegionEntry};
-use crate::engine::{Engine, Region, RegionResult, Reply, Walked};
+use crate::discovery::discovery;
+use crate::engine::{Auth, Engine, Region, RegionResult, Reply, Walked};
 use crate::error::{ClientError, Result};
 use crate::http::HttpTransport;
-use crate::observe::{ClientEvent, Metrics, RegionStatus};
+use crate::observe::{status_of, ClientEvent, Metrics, RegionStatus};
 use crate::prober::prober;
-use crate::token::TokenCache;
+use crate::speaker::{speaker_prober, SpeakerRoutes, TransportFactory};
 use crate::transport::{Response, StreamingResponse, Transport};
 use crate::wire::{caller_error, enc, error_fields, has_param, json, request};
 
@@ -87,21 +87,31 @@ pub struct ForwardResponse {
     pub body: Bytes,
 }
 
-/// The failover client. Cheap to clone; the prober stops when the last clone is dropped.
+/// The failover client. Cheap to clone; its background tasks (probers, discovery) stop when
+/// the last clone is dropped.
 #[derive(Clone)]
 pub struct TandemClient {
     pub(crate) engine: Arc<Engine>,
-    _prober: Arc<ProberGuard>,
+    pub(crate) speaker: Arc<SpeakerRoutes>,
+    _tasks: Arc<TaskGuard>,
 }
 
-struct ProberGuard(Mutex<Option<tokio::task::AbortHandle>>);
+struct TaskGuard(Mutex<Vec<tokio::task::AbortHandle>>);
 
-impl Drop for ProberGuard {
+impl Drop for TaskGuard {
     fn drop(&mut self) {
-        if let Some(h) = self.0.lock().expect("prober lock").take() {
+        for h in self.0.lock().expect("tasks lock").drain(..) {
             h.abort();
         }
     }
+}
+
+/// Discovered pairs are reached over HTTP.
+fn http_factory() -> TransportFactory {
+    Arc::new(|entry: &RegionEntry| {
+        let t: Arc<dyn Transport> = Arc::new(HttpTransport::new(std::slice::from_ref(entry))?);
+        Ok(t)
+    })
 }
 
 impl TandemClient {
@@ -112,9 +122,19 @@ impl TandemClient {
         Self::with_transport(cfg, Arc::new(transport))
     }
 
-    /// A client over any [`Transport`] (tests use a scripted one). Must be called inside a
-    /// tokio runtime.
+    /// A client over any [`Transport`] (tests use a scripted one); discovered pairs are reached
+    /// over HTTP. Must be called inside a tokio runtime.
     pub fn with_transport(cfg: ClientConfig, transport: Arc<dyn Transport>) -> Result<Self> {
+        Self::with_transport_factory(cfg, transport, http_factory())
+    }
+
+    /// A client over any [`Transport`] for the configured regions, and transports made by
+    /// `factory` for the pairs discovery learns. Must be called inside a tokio runtime.
+    pub fn with_transport_factory(
+        cfg: ClientConfig,
+        transport: Arc<dyn Transport>,
+        factory: TransportFactory,
+    ) -> Result<Self> {
         cfg.validate()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ClientError::Config("TandemClient needs a tokio runtime".into()))?;
@@ -134,17 +154,13 @@ impl TandemClient {
                     entry.name
                 )));
             }
-            regions.push(Region {
-                key,
-                entry,
-                breaker: Mutex::new(Breaker::new(&p, now)),
-                tokens: TokenCache::new(Duration::from_millis(p.token_refresh_margin_ms)),
-                ewma_ms: Mutex::new(None),
-                last_answer: Mutex::new(None),
-            });
+            regions.push(Arc::new(Region::new(entry, key, &p, now)));
         }
         let engine = Arc::new(Engine {
-            budget: RetryBudget::new(p.retry_budget_ratio, p.retry_budget_min_per_sec),
+            budget: Arc::new(RetryBudget::new(
+                p.retry_budget_ratio,
+                p.retry_budget_min_per_sec,
+            )),
             backoff: Backoff {
                 base: Duration::from_millis(p.backoff_base_ms),
                 cap: Duration::from_millis(p.backoff_cap_ms),
@@ -154,11 +170,27 @@ impl TandemClient {
             regions,
             transport,
             metrics,
+            auth: Auth::Token,
+            ready_path: "/readyz",
+            suffix: "",
         });
-        let task = runtime.spawn(prober(Arc::downgrade(&engine)));
+        let speaker = Arc::new(SpeakerRoutes::new(engine.clone(), factory));
+        let mut tasks = vec![
+            runtime
+                .spawn(prober(Arc::downgrade(&engine)))
+                .abort_handle(),
+            runtime
+                .spawn(speaker_prober(Arc::downgrade(&speaker)))
+                .abort_handle(),
+        ];
+        if engine.policy.discovery {
+            let task = runtime.spawn(discovery(Arc::downgrade(&speaker)));
+            tasks.push(task.abort_handle());
+        }
         Ok(TandemClient {
             engine,
-            _prober: Arc::new(ProberGuard(Mutex::new(Some(task.abort_handle())))),
+            speaker,
+            _tasks: Arc::new(TaskGuard(Mutex::new(tasks))),
         })
     }
 
@@ -213,6 +245,10 @@ impl TandemClient {
     /// Sends an already-built data-plane request with the full policy, adding the region's
     /// bearer token (and, for [`CallKind::Stt`], the region's `cid` when it has one and the
     /// request has none).
+    ///
+    /// [`CallKind::Speaker`] calls take the speaker route set instead: the configured regions,
+    /// then their discovered pairs, with breakers of their own, authenticated with the resource
+    /// key (a pair gets the key of the region it pairs).
     ///
     /// Caller-class answers (4xx, and 401 after the one refresh) come back as `Ok` with that
     /// status, unchanged, so the gateway can pass them through; they are never failed over.
@@ -284,7 +320,8 @@ impl TandemClient {
             request(req.method.clone(), pq, headers.clone(), req.body.clone())
         };
         let span = tracing::info_span!("tandem_client.forward", kind = kind.as_str());
-        let walked = self.engine.walk::<R>(kind, &build).instrument(span).await?;
+        let engine = self.engine_for(kind).await;
+        let walked = engine.walk::<R>(kind, &build).instrument(span).await?;
         let resp = match walked.tried.result {
             RegionResult::Ok(r) | RegionResult::Caller(r) | RegionResult::Unauthorized(r) => r,
             RegionResult::Failed(last) => {
@@ -296,36 +333,36 @@ impl TandemClient {
         };
         Ok(Answered {
             value: resp,
-            region: self.engine.name(walked.tried.region).to_string(),
+            region: engine.name(walked.tried.region).to_string(),
             attempts: walked.attempts,
             failovers: walked.failovers,
         })
     }
 
-    /// Every region's health, in priority order.
-    pub fn status(&self) -> Vec<RegionStatus> {
-        let now = Instant::now();
-        let preferred = self.engine.candidates().first().copied();
-        self.engine
-            .regions
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let b = r.breaker.lock().expect("breaker lock");
-                RegionStatus {
-                    name: r.entry.name.clone(),
-                    endpoint: r.entry.endpoint.clone(),
-                    state: b.state(),
-                    consecutive_failures: b.consecutive_failures(),
-                    healthy_for_ms: b.healthy_for(now).as_millis() as u64,
-                    ewma_latency_ms: r.ewma_ms.lock().expect("ewma lock").unwrap_or(0.0),
-                    preferred: preferred == Some(i),
-                }
-            })
-            .collect()
+    /// The route set for a kind of call: the speaker routes (once the first discovery round is
+    /// over) for [`CallKind::Speaker`], the configured regions for the rest.
+    pub(crate) async fn engine_for(&self, kind: CallKind) -> Arc<Engine> {
+        match kind {
+            CallKind::Speaker => self.speaker.ready().await,
+            _ => self.engine.clone(),
+        }
     }
 
-    /// Events from now on (retries, trips, failovers, failbacks, token refreshes, hedges).
+    /// Every configured region's health, in priority order (the speaker routes are in
+    /// [`TandemClient::speaker_status`]).
+    pub fn status(&self) -> Vec<RegionStatus> {
+        status_of(&self.engine)
+    }
+
+    /// The speaker routes' health, in priority order: the configured regions, then the
+    /// discovered pairs not configured themselves. Their breakers are separate from
+    /// [`TandemClient::status`]'s; metric labels and events name them `region/speaker`.
+    pub fn speaker_status(&self) -> Vec<RegionStatus> {
+        status_of(&self.speaker.current())
+    }
+
+    /// Events from now on (retries, trips, failovers, failbacks, token refreshes, hedges,
+    /// discoveries).
     pub fn subscribe(&self) -> broadcast::Receiver<ClientEvent> {
         self.engine.events.subscribe()
     }
@@ -337,23 +374,28 @@ impl TandemClient {
 
     /// Turns the decisive region result into a value or a typed error.
     pub(crate) fn finish(&self, w: Walked) -> Result<Answered<Response>> {
-        let region = self.engine.name(w.tried.region).to_string();
-        match w.tried.result {
-            RegionResult::Ok(r) => Ok(Answered {
-                value: r,
-                region,
-                attempts: w.attempts,
-                failovers: w.failovers,
-            }),
-            RegionResult::Caller(r) => Err(caller_error(&r, region)),
-            RegionResult::Unauthorized(r) => Err(ClientError::Unauthorized {
-                message: error_fields(&r).1,
-                region,
-            }),
-            RegionResult::Failed(last) => Err(ClientError::AllRegionsFailed {
-                attempts: w.attempts,
-                last,
-            }),
-        }
+        finish_in(&self.engine, w)
+    }
+}
+
+/// Turns the decisive region result of a walk over `engine` into a value or a typed error.
+pub(crate) fn finish_in(engine: &Engine, w: Walked) -> Result<Answered<Response>> {
+    let region = engine.name(w.tried.region).to_string();
+    match w.tried.result {
+        RegionResult::Ok(r) => Ok(Answered {
+            value: r,
+            region,
+            attempts: w.attempts,
+            failovers: w.failovers,
+        }),
+        RegionResult::Caller(r) => Err(caller_error(&r, region)),
+        RegionResult::Unauthorized(r) => Err(ClientError::Unauthorized {
+            message: error_fields(&r).1,
+            region,
+        }),
+        RegionResult::Failed(last) => Err(ClientError::AllRegionsFailed {
+            attempts: w.attempts,
+            last,
+        }),
     }
 }

@@ -57,7 +57,9 @@ pub struct Policy {
     pub stt_timeout_ms: u64,
     /// Per-try timeout of text-to-speech and voice-list calls (5 000).
     pub tts_timeout_ms: u64,
-    /// Per-try timeout of token (STS) calls and readiness probes (2 000).
+    /// Per-try timeout of speaker-recognition calls (15 000).
+    pub speaker_timeout_ms: u64,
+    /// Per-try timeout of token (STS) calls, readiness probes and discovery (2 000).
     pub sts_timeout_ms: u64,
     /// Attempts per region before it counts as failed (3).
     pub max_attempts: u32,
@@ -102,6 +104,11 @@ pub struct Policy {
     pub failfast_on_hang: bool,
     /// Refresh STS tokens this long before they expire (60 000; tokens last 600 s).
     pub token_refresh_margin_ms: u64,
+    /// Learn each region's pair from `GET /.well-known/tandem` (true), so that speaker calls
+    /// can fail over to it even when it is not configured.
+    pub discovery: bool,
+    /// Interval between discovery refreshes once every region has answered once (60 000).
+    pub discovery_refresh_ms: u64,
 }
 
 fn default_public_fallback_voice() -> String {
@@ -113,6 +120,7 @@ impl Default for Policy {
         Policy {
             stt_timeout_ms: 10_000,
             tts_timeout_ms: 5_000,
+            speaker_timeout_ms: 15_000,
             sts_timeout_ms: 2_000,
             max_attempts: 3,
             backoff_base_ms: 25,
@@ -134,6 +142,8 @@ impl Default for Policy {
             public_fallback_voice: default_public_fallback_voice(),
             failfast_on_hang: true,
             token_refresh_margin_ms: 60_000,
+            discovery: true,
+            discovery_refresh_ms: 60_000,
         }
     }
 }
@@ -150,6 +160,9 @@ pub enum CallKind {
     Voices,
     /// Token issuing.
     Sts,
+    /// Speaker recognition (`/speaker-recognition/…`): its own route set, which may include
+    /// discovered pairs, authenticated with the resource key.
+    Speaker,
 }
 
 impl CallKind {
@@ -160,6 +173,7 @@ impl CallKind {
             CallKind::Tts => "tts",
             CallKind::Voices => "voices",
             CallKind::Sts => "sts",
+            CallKind::Speaker => "speaker",
         }
     }
 }
@@ -171,6 +185,7 @@ impl Policy {
             CallKind::Stt => self.stt_timeout_ms,
             CallKind::Tts | CallKind::Voices => self.tts_timeout_ms,
             CallKind::Sts => self.sts_timeout_ms,
+            CallKind::Speaker => self.speaker_timeout_ms,
         })
     }
 
@@ -180,7 +195,7 @@ impl Policy {
             CallKind::Stt => self.hedge_stt_ms,
             CallKind::Tts => self.hedge_tts_ms,
             CallKind::Voices => self.hedge_voices_ms,
-            CallKind::Sts => None,
+            CallKind::Sts | CallKind::Speaker => None,
         }
         .map(Duration::from_millis)
     }
@@ -202,8 +217,13 @@ impl Policy {
         {
             return bad("ratios must be within 0..=1");
         }
-        if self.probe_interval_ms == 0 || self.breaker_consecutive_failures == 0 {
-            return bad("probe_interval_ms and breaker_consecutive_failures must be > 0");
+        if self.probe_interval_ms == 0
+            || self.breaker_consecutive_failures == 0
+            || self.discovery_refresh_ms == 0
+        {
+            return bad(
+                "probe_interval_ms, discovery_refresh_ms and breaker_consecutive_failures must be > 0",
+            );
         }
         Ok(())
     }

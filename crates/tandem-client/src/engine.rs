@@ -1,33 +1,22 @@
 //! The policy engine: one region's attempts (token, timeout, classify, backoff, budget,
 //! breaker) and the walk over regions in priority order (failover and hedging).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderValue, AUTHORIZATION};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Method, StatusCode};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::{Backoff, RetryBudget};
-use crate::breaker::{Breaker, BreakerState};
-use crate::classify::{classify, retry_after, Class, Outcome};
+use crate::breaker::BreakerState;
+use crate::classify::{classify, redirect, retry_after, Class, Outcome};
 use crate::config::{CallKind, Policy, RegionEntry};
 use crate::observe::{ClientEvent, Metrics};
-use crate::token::TokenCache;
+pub(crate) use crate::region::{Auth, Region};
 use crate::transport::{Request, Response, StreamingResponse, Transport, TransportError};
-
-/// A region as the engine keeps it.
-pub(crate) struct Region {
-    pub entry: RegionEntry,
-    pub key: String,
-    pub breaker: Mutex<Breaker>,
-    pub tokens: TokenCache,
-    pub ewma_ms: Mutex<Option<f64>>,
-    /// When the region last answered anything (data plane, STS or probe).
-    pub last_answer: Mutex<Option<Instant>>,
-}
 
 /// An answer the engine can classify (by status and headers only) and hand back: buffered
 /// ([`Response`]) or with its body still arriving ([`StreamingResponse`]).
@@ -104,15 +93,21 @@ pub(crate) struct Walked<R = Response> {
 /// Builds a region's request (without authentication) for a call.
 pub(crate) type Build<'a> = &'a (dyn Fn(&RegionEntry) -> Request + Send + Sync);
 
-/// Everything the client shares between clones and the prober.
+/// One route set (the configured regions, or the speaker routes), shared between clones of
+/// the client and its background tasks.
 pub(crate) struct Engine {
     pub policy: Policy,
-    pub regions: Vec<Region>,
+    pub regions: Vec<Arc<Region>>,
     pub transport: Arc<dyn Transport>,
-    pub budget: RetryBudget,
+    pub budget: Arc<RetryBudget>,
     pub events: broadcast::Sender<ClientEvent>,
     pub metrics: Metrics,
     pub backoff: Backoff,
+    pub auth: Auth,
+    /// The readiness probe's path (`/readyz`, or `/readyz/speaker`).
+    pub ready_path: &'static str,
+    /// Appended to region names in metric labels and events (`""`, or `/speaker`).
+    pub suffix: &'static str,
 }
 
 fn describe(o: &Outcome) -> String {
@@ -132,10 +127,15 @@ impl Engine {
         &self.regions[idx].entry.name
     }
 
-    fn set_gauge(&self, idx: usize, state: BreakerState) {
+    /// The region's name in metric labels and events: `westus`, or `westus/speaker`.
+    pub fn label(&self, idx: usize) -> String {
+        format!("{}{}", self.name(idx), self.suffix)
+    }
+
+    pub fn set_gauge(&self, idx: usize, state: BreakerState) {
         self.metrics
             .breaker_state
-            .with_label_values(&[self.name(idx)])
+            .with_label_values(&[&self.label(idx)])
             .set(state.gauge());
     }
 
@@ -187,6 +187,7 @@ impl Engine {
                 let outcome = Outcome::Status {
                     status: resp.status.as_u16(),
                     retry_after: retry_after(&resp.headers),
+                    redirect: redirect(&resp.headers),
                 };
                 Err((outcome, Some(resp)))
             }
@@ -227,18 +228,25 @@ impl Engine {
         base: &Request,
         stale: Option<&str>,
     ) -> (Outcome, Option<R>, Option<String>, bool) {
-        let token = match self.token(idx, stale).await {
-            Ok(t) => t,
-            Err((outcome, resp)) => return (outcome, resp.map(R::from_buffered), None, true),
-        };
         let mut req = base.clone();
-        match HeaderValue::from_str(&format!("Bearer {token}")) {
+        let (name, value, token) = match self.auth {
+            Auth::Key => (
+                HeaderName::from_static("ocp-apim-subscription-key"),
+                self.regions[idx].key.clone(),
+                None,
+            ),
+            Auth::Token => match self.token(idx, stale).await {
+                Ok(t) => (AUTHORIZATION, format!("Bearer {t}"), Some(t)),
+                Err((outcome, resp)) => return (outcome, resp.map(R::from_buffered), None, true),
+            },
+        };
+        match HeaderValue::from_str(&value) {
             Ok(mut v) => {
                 v.set_sensitive(true);
-                req.headers.insert(AUTHORIZATION, v)
+                req.headers.insert(name, v)
             }
             Err(_) => {
-                let e = TransportError::Other("invalid token".into());
+                let e = TransportError::Other("invalid credentials".into());
                 return (Outcome::Transport(e), None, None, true);
             }
         };
@@ -251,10 +259,11 @@ impl Engine {
                 let outcome = Outcome::Status {
                     status: resp.status().as_u16(),
                     retry_after: retry_after(resp.headers()),
+                    redirect: redirect(resp.headers()),
                 };
-                (outcome, Some(resp), Some(token), false)
+                (outcome, Some(resp), token, false)
             }
-            Err(e) => (Outcome::Transport(e), None, Some(token), false),
+            Err(e) => (Outcome::Transport(e), None, token, false),
         }
     }
 
@@ -295,12 +304,12 @@ impl Engine {
         self.metrics.trips.inc();
         self.set_gauge(idx, BreakerState::Open);
         tracing::warn!(
-            region = self.name(idx),
+            region = self.label(idx),
             ?open_for,
             "circuit breaker tripped"
         );
         self.emit(ClientEvent::Trip {
-            region: self.name(idx).to_string(),
+            region: self.label(idx),
             open_for,
         });
     }
@@ -320,7 +329,7 @@ impl Engine {
         idx: usize,
         build: Build<'_>,
     ) -> Tried<R> {
-        let name = self.name(idx).to_string();
+        let name = self.label(idx);
         let mut base = build(&self.regions[idx].entry);
         base.timeout = self.policy.timeout(kind);
         let mut attempts = 0;
@@ -362,7 +371,8 @@ impl Engine {
                     return done(RegionResult::Caller(r));
                 }
                 (Class::Unauthorized, Some(r)) => {
-                    if from_sts || refreshed {
+                    // With the key there is no token to refresh: a 401 is final.
+                    if from_sts || refreshed || token.is_none() {
                         return done(RegionResult::Unauthorized(r));
                     }
                     refreshed = true;

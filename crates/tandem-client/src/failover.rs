@@ -26,10 +26,10 @@ impl Engine {
             r = &mut fa => return (vec![r], 1),
             _ = tokio::time::sleep(after) => {}
         }
-        tracing::debug!(from = self.name(a), to = self.name(b), "hedging");
+        tracing::debug!(from = self.label(a), to = self.label(b), "hedging");
         self.emit(ClientEvent::Hedge {
-            from: self.name(a).to_string(),
-            to: self.name(b).to_string(),
+            from: self.label(a),
+            to: self.label(b),
         });
         let fb = self.call_region(kind, b, build);
         tokio::pin!(fb);
@@ -92,13 +92,13 @@ impl Engine {
                 failovers += 1;
                 self.metrics.failovers.inc();
                 tracing::info!(
-                    from = self.name(failed),
-                    to = self.name(next),
+                    from = self.label(failed),
+                    to = self.label(next),
                     "failing over"
                 );
                 self.emit(ClientEvent::Failover {
-                    from: self.name(failed).to_string(),
-                    to: self.name(next).to_string(),
+                    from: self.label(failed),
+                    to: self.label(next),
                 });
             }
         }

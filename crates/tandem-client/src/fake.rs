@@ -1,5 +1,7 @@
 //! A scripted [`Transport`] for the policy tests: per-region queues of answers for data-plane
-//! calls, counted STS tokens, and switchable `/readyz`.
+//! calls, counted STS tokens, switchable `/readyz` and `/readyz/speaker`, and scripted
+//! discovery documents (404 by default). [`View`] shows one region of it as a transport of its
+//! own, for pairs learned at run time.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,6 +19,8 @@ pub enum Step {
     Status(u16),
     /// Answer with this status and `Retry-After: secs`.
     RetryAfter(u16, u64),
+    /// 503 with `Retry-After: 1` and `x-tandem-redirect: pair` (a region catching up).
+    UsePair,
     /// Fail without an answer.
     Fail(TransportError),
     /// Wait, then answer 200.
@@ -31,6 +35,8 @@ pub struct Seen {
     pub region: usize,
     pub path: String,
     pub auth: Option<String>,
+    /// `Ocp-Apim-Subscription-Key`.
+    pub key: Option<String>,
     pub body: Bytes,
 }
 
@@ -38,6 +44,9 @@ pub struct Fake {
     pub data: Mutex<Vec<VecDeque<Step>>>,
     pub sts: Mutex<Vec<VecDeque<Step>>>,
     pub ready: Mutex<Vec<bool>>,
+    pub speaker_ready: Mutex<Vec<bool>>,
+    /// The discovery answer per region: status and body (None: 404).
+    pub docs: Mutex<Vec<Option<(u16, String)>>>,
     pub tokens_issued: Mutex<Vec<u32>>,
     pub seen: Mutex<Vec<Seen>>,
 }
@@ -48,6 +57,8 @@ impl Fake {
             data: Mutex::new(vec![VecDeque::new(); regions]),
             sts: Mutex::new(vec![VecDeque::new(); regions]),
             ready: Mutex::new(vec![true; regions]),
+            speaker_ready: Mutex::new(vec![true; regions]),
+            docs: Mutex::new(vec![None; regions]),
             tokens_issued: Mutex::new(vec![0; regions]),
             seen: Mutex::new(Vec::new()),
         }
@@ -65,13 +76,31 @@ impl Fake {
         self.ready.lock().unwrap()[region] = ready;
     }
 
-    /// Data-plane requests seen (no STS, no probes).
+    pub fn set_speaker_ready(&self, region: usize, ready: bool) {
+        self.speaker_ready.lock().unwrap()[region] = ready;
+    }
+
+    pub fn set_doc(&self, region: usize, status: u16, body: &str) {
+        self.docs.lock().unwrap()[region] = Some((status, body.to_string()));
+    }
+
+    /// Data-plane requests seen (no STS, no probes, no discovery).
     pub fn data_seen(&self) -> Vec<Seen> {
         let seen = self.seen.lock().unwrap();
         seen.iter()
-            .filter(|s| !s.path.starts_with("/sts/") && s.path != "/readyz")
+            .filter(|s| {
+                !s.path.starts_with("/sts/")
+                    && !s.path.starts_with("/readyz")
+                    && s.path != "/.well-known/tandem"
+            })
             .cloned()
             .collect()
+    }
+
+    /// Requests seen with this exact path.
+    pub fn seen_path(&self, path: &str) -> Vec<Seen> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter().filter(|s| s.path == path).cloned().collect()
     }
 
     pub fn issued(&self, region: usize) -> u32 {
@@ -101,6 +130,16 @@ async fn play(step: Step, ok: Response) -> Result<Response, TransportError> {
             r.headers.insert("retry-after", HeaderValue::from(secs));
             Ok(r)
         }
+        Step::UsePair => {
+            let mut r = answer(
+                503,
+                r#"{"error":{"code":"ServiceUnavailable","message":"catching up"}}"#,
+            );
+            r.headers.insert("retry-after", HeaderValue::from(1));
+            r.headers
+                .insert("x-tandem-redirect", HeaderValue::from_static("pair"));
+            Ok(r)
+        }
         Step::Fail(e) => Err(e),
         Step::Slow(d) => {
             tokio::time::sleep(d).await;
@@ -117,15 +156,29 @@ impl Transport for Fake {
             .headers
             .get("authorization")
             .map(|v| v.to_str().unwrap().to_string());
+        let key = req
+            .headers
+            .get("ocp-apim-subscription-key")
+            .map(|v| v.to_str().unwrap().to_string());
         self.seen.lock().unwrap().push(Seen {
             region,
             path: req.path_and_query.clone(),
             auth,
+            key,
             body: req.body.clone(),
         });
         if req.path_and_query == "/readyz" {
             let ready = self.ready.lock().unwrap()[region];
             return Ok(answer(if ready { 200 } else { 503 }, "{}"));
+        }
+        if req.path_and_query == "/readyz/speaker" {
+            let ready = self.speaker_ready.lock().unwrap()[region];
+            return Ok(answer(if ready { 200 } else { 503 }, "{}"));
+        }
+        if req.path_and_query == "/.well-known/tandem" {
+            let doc = self.docs.lock().unwrap()[region].clone();
+            let (status, body) = doc.unwrap_or((404, r#"{"error":{"code":"NotFound"}}"#.into()));
+            return Ok(answer(status, &body));
         }
         if req.path_and_query.starts_with("/sts/") {
             let step = self.sts.lock().unwrap()[region].pop_front();
@@ -143,5 +196,15 @@ impl Transport for Fake {
             &format!(r#"{{"RecognitionStatus":"Success","region":{region}}}"#),
         );
         play(step.unwrap_or(Step::Status(200)), ok).await
+    }
+}
+
+/// One region of a [`Fake`] as a transport of its own (its index 0 is the fake's `region`).
+pub struct View(pub std::sync::Arc<Fake>, pub usize);
+
+#[async_trait::async_trait]
+impl Transport for View {
+    async fn send(&self, _region: usize, req: Request) -> Result<Response, TransportError> {
+        self.0.send(self.1, req).await
     }
 }

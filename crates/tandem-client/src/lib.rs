@@ -8,6 +8,10 @@
 //! been healthy for a while. Every request body is `Bytes`, so each retry, failover and hedge
 //! sends identical bytes. Time is tokio time throughout, so the whole policy is tested on paused
 //! time with a scripted [`Transport`].
+//!
+//! Speaker-recognition calls have a route set of their own: the configured regions, then the
+//! pairs the regions name in `GET /.well-known/tandem` (discovery), because a region's speaker
+//! data is replicated to its pair, which serves it with the primary's key during an outage.
 
 #![deny(missing_docs)]
 
@@ -16,12 +20,16 @@ mod breaker;
 mod classify;
 mod client;
 mod config;
+mod discovery;
 mod engine;
 mod error;
 mod failover;
 mod http;
 mod observe;
 mod prober;
+mod region;
+mod speaker;
+mod speaker_api;
 mod token;
 mod transport;
 mod voice;
@@ -31,6 +39,8 @@ mod wire;
 mod fake;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod speaker_tests;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +52,8 @@ pub use config::{CallKind, ClientConfig, Policy, RegionEntry};
 pub use error::{ClientError, Result};
 pub use http::HttpTransport;
 pub use observe::{ClientEvent, RegionStatus};
+pub use speaker::TransportFactory;
+pub use speaker_api::{SpeakerKind, SPEAKER_API_VERSION};
 pub use token::TOKEN_LIFETIME;
 pub use transport::{BodyStream, Request, Response, StreamingResponse, Transport, TransportError};
 pub use voice::{rewrite_voice, SynthesisRequest, Synthesized, VoiceLink};

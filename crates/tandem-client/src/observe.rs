@@ -5,7 +5,10 @@ use std::time::Duration;
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Serialize;
 
+use tokio::time::Instant;
+
 use crate::breaker::BreakerState;
+use crate::engine::Engine;
 
 /// Something the policy engine did, broadcast to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,6 +45,13 @@ pub enum ClientEvent {
     TokenRefresh {
         /// The region.
         region: String,
+    },
+    /// Discovery learned a configured region's pair, or saw it change (`None`: it has none).
+    Discovered {
+        /// The configured region.
+        region: String,
+        /// The name of its pair.
+        pair: Option<String>,
     },
     /// A slow call was also sent to the next region.
     Hedge {
@@ -142,4 +152,27 @@ impl Metrics {
             .expect("text encoding");
         buf
     }
+}
+
+/// The health of a route set's regions, in priority order.
+pub(crate) fn status_of(engine: &Engine) -> Vec<RegionStatus> {
+    let now = Instant::now();
+    let preferred = engine.candidates().first().copied();
+    engine
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let b = r.breaker.lock().expect("breaker lock");
+            RegionStatus {
+                name: r.entry.name.clone(),
+                endpoint: r.entry.endpoint.clone(),
+                state: b.state(),
+                consecutive_failures: b.consecutive_failures(),
+                healthy_for_ms: b.healthy_for(now).as_millis() as u64,
+                ewma_latency_ms: r.ewma_ms.lock().expect("ewma lock").unwrap_or(0.0),
+                preferred: preferred == Some(i),
+            }
+        })
+        .collect()
 }

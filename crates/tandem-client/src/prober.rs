@@ -1,5 +1,6 @@
-//! The background prober: `GET /readyz` on open (when due) and recovering regions, every
-//! `probe_interval`, holding only a weak reference so it ends with the client.
+//! The background prober: `GET /readyz` (`/readyz/speaker` for the speaker routes) on open
+//! (when due) and recovering regions, every `probe_interval`, holding only a weak reference so
+//! it ends with the client.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use crate::engine::Engine;
 use crate::observe::ClientEvent;
 use crate::wire::request;
 
-/// Probes open (when due) and recovering regions with `GET /readyz`, every `probe_interval`,
-/// until the client is gone.
+/// Probes open (when due) and recovering regions of the configured route set every
+/// `probe_interval`, until the client is gone.
 pub(crate) async fn prober(engine: Weak<Engine>) {
     let interval = match engine.upgrade() {
         Some(e) => Duration::from_millis(e.policy.probe_interval_ms),
@@ -24,34 +25,30 @@ pub(crate) async fn prober(engine: Weak<Engine>) {
     loop {
         tokio::time::sleep(interval).await;
         let Some(e) = engine.upgrade() else { return };
-        let due: Vec<usize> = (0..e.regions.len())
-            .filter(|&i| {
-                e.regions[i]
-                    .breaker
-                    .lock()
-                    .expect("breaker lock")
-                    .probe_due(Instant::now())
-            })
-            .collect();
-        let probes = due.iter().map(|&i| probe(&e, i));
-        futures::future::join_all(probes).await;
+        probe_round(&e).await;
     }
 }
 
+/// One round: `GET {ready_path}` on every region whose breaker wants a probe now.
+pub(crate) async fn probe_round(e: &Engine) {
+    let due: Vec<usize> = (0..e.regions.len())
+        .filter(|&i| {
+            e.regions[i]
+                .breaker
+                .lock()
+                .expect("breaker lock")
+                .probe_due(Instant::now())
+        })
+        .collect();
+    futures::future::join_all(due.iter().map(|&i| probe(e, i))).await;
+}
+
 async fn probe(e: &Engine, idx: usize) {
-    let gauge_now = e.regions[idx]
-        .breaker
-        .lock()
-        .expect("breaker lock")
-        .state()
-        .gauge();
-    e.metrics
-        .breaker_state
-        .with_label_values(&[e.name(idx)])
-        .set(gauge_now);
+    let state_now = e.regions[idx].breaker.lock().expect("breaker lock").state();
+    e.set_gauge(idx, state_now);
     let mut req = request(
         Method::GET,
-        "/readyz".into(),
+        e.ready_path.into(),
         HeaderMap::new(),
         Bytes::new(),
     );
@@ -62,7 +59,7 @@ async fn probe(e: &Engine, idx: usize) {
         let mut b = e.regions[idx].breaker.lock().expect("breaker lock");
         b.on_probe(ok, Instant::now(), failback_after, rand::random::<f64>())
     };
-    let name = e.name(idx).to_string();
+    let name = e.label(idx);
     let gauge = e.metrics.breaker_state.with_label_values(&[&name]);
     match effect {
         ProbeEffect::Nothing => {}

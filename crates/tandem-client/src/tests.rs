@@ -17,10 +17,21 @@ fn classify_table() {
     let st = |status: u16, retry_after| Outcome::Status {
         status,
         retry_after,
+        redirect: false,
+    };
+    let redirected = |status: u16| Outcome::Status {
+        status,
+        retry_after: Some(Duration::from_secs(1)),
+        redirect: true,
     };
     let transient = Class::Transient { retry_after: None };
     let table: Vec<(Outcome, Class)> = vec![
         (st(200, None), Class::Success),
+        (redirected(503), Class::Persistent),
+        (redirected(500), Class::Persistent),
+        // Only a server error redirects: a success or a caller error is what it is.
+        (redirected(200), Class::Success),
+        (redirected(404), Class::Caller),
         (st(204, None), Class::Success),
         (Outcome::Transport(T::Reset), transient.clone()),
         (Outcome::Transport(T::Timeout), transient.clone()),

@@ -70,6 +70,104 @@ pub struct RegionConfig {
     /// Storage backends.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Other regions this one talks to (replication, model copy), as `[[peers]]` tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerConfig>,
+    /// The paired region, one of `peers`: speaker data replicates to it continuously, and it
+    /// serves this region's speaker traffic while this region is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<RegionName>,
+    /// Secret shared by every region of the federation; authenticates inter-region calls.
+    /// Prefer `peer_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_secret: Option<String>,
+    /// File holding the peer secret (first line, at least 32 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_secret_file: Option<PathBuf>,
+    /// Paired-region replication tuning.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+}
+
+/// Another region, as this one reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its region name.
+    pub name: RegionName,
+    /// Its base URL, e.g. `http://10.0.2.5:5000`.
+    pub endpoint: String,
+}
+
+impl std::str::FromStr for PeerConfig {
+    type Err = CoreError;
+    /// `NAME=URL`, as given to `--peer`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, endpoint) = s.split_once('=').ok_or_else(|| {
+            CoreError::Config(format!(
+                "peer {s:?}: expected NAME=URL, e.g. eastus=http://10.0.2.5:5000"
+            ))
+        })?;
+        let peer = PeerConfig {
+            name: RegionName::new(name.trim())?,
+            endpoint: endpoint.trim().to_owned(),
+        };
+        peer.validate()?;
+        Ok(peer)
+    }
+}
+
+impl PeerConfig {
+    fn validate(&self) -> Result<()> {
+        let e = &self.endpoint;
+        let rest = e
+            .strip_prefix("http://")
+            .or_else(|| e.strip_prefix("https://"))
+            .ok_or_else(|| {
+                CoreError::Config(format!(
+                    "peer {}: endpoint {e:?} must start with http:// or https://",
+                    self.name
+                ))
+            })?;
+        if rest.trim_end_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+            return Err(CoreError::Config(format!(
+                "peer {}: endpoint {e:?} has no host",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a region follows its pair's change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Longest a pull waits at the pair for new changes (long poll), in ms (5 000). It also
+    /// bounds how late the pair learns of a resource created or rotated by the CLI.
+    pub poll_wait_ms: u64,
+    /// Changes per pull at most (256).
+    pub batch_limit: u32,
+    /// First wait after a failed pull, in ms (250); doubles up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    /// Longest wait between failed pulls, in ms (5 000).
+    pub retry_max_ms: u64,
+    /// After a restart, how long the region keeps refusing speaker traffic while it cannot
+    /// reach its pair to catch up, in ms (15 000). Past it the region serves anyway: the pair
+    /// is presumably down too, and whatever was written at both sides merges later.
+    pub catchup_timeout_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            poll_wait_ms: 5_000,
+            batch_limit: 256,
+            retry_base_ms: 250,
+            retry_max_ms: 5_000,
+            catchup_timeout_ms: 15_000,
+        }
+    }
 }
 
 /// Where a region keeps its metadata and blobs.
@@ -133,6 +231,11 @@ impl RegionConfig {
             max_ssml_bytes: default_max_ssml(),
             whisper_audio_ctx: default_audio_ctx(),
             storage: StorageConfig::default(),
+            peers: Vec::new(),
+            pair: None,
+            peer_secret: None,
+            peer_secret_file: None,
+            replication: ReplicationConfig::default(),
         }
     }
 
@@ -167,7 +270,73 @@ impl RegionConfig {
         if self.max_audio_secs == 0 || self.max_audio_secs > 600 {
             return Err(CoreError::Config("max_audio_secs must be 1..=600".into()));
         }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.peers {
+            p.validate()?;
+            if p.name == self.region {
+                return Err(CoreError::Config(format!(
+                    "peer {}: a region is not its own peer",
+                    p.name
+                )));
+            }
+            if !seen.insert(&p.name) {
+                return Err(CoreError::Config(format!(
+                    "peer {} is listed twice",
+                    p.name
+                )));
+            }
+        }
+        if let Some(pair) = &self.pair {
+            if self.peer(pair).is_none() {
+                return Err(CoreError::Config(format!(
+                    "pair {pair} is not one of the peers: add it with [[peers]] name = \"{pair}\" endpoint = \"http://…\" (or --peer {pair}=http://…)"
+                )));
+            }
+            if self.peer_secret.is_none() && self.peer_secret_file.is_none() {
+                return Err(CoreError::Config(format!(
+                    "pair {pair} needs a peer secret shared by both regions: set peer_secret_file (or --peer-secret-file)"
+                )));
+            }
+        }
+        let r = &self.replication;
+        if r.batch_limit == 0 || r.poll_wait_ms == 0 || r.retry_base_ms == 0 {
+            return Err(CoreError::Config(
+                "replication: batch_limit, poll_wait_ms and retry_base_ms must be > 0".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The peer named `name`, if configured.
+    pub fn peer(&self, name: &RegionName) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| &p.name == name)
+    }
+
+    /// The paired region's peer entry, if a pair is configured.
+    pub fn pair_peer(&self) -> Option<&PeerConfig> {
+        self.pair.as_ref().and_then(|p| self.peer(p))
+    }
+
+    /// The peer secret, from `peer_secret` or the first line of `peer_secret_file`; `None` when
+    /// neither is set. Shorter than 32 characters is refused.
+    pub fn peer_secret(&self) -> Result<Option<String>> {
+        let secret = match (&self.peer_secret, &self.peer_secret_file) {
+            (Some(s), _) => s.trim().to_owned(),
+            (None, None) => return Ok(None),
+            (None, Some(p)) => {
+                let s = std::fs::read_to_string(p).map_err(|e| {
+                    CoreError::Config(format!("peer_secret_file {}: {e}", p.display()))
+                })?;
+                s.lines().next().unwrap_or("").trim().to_owned()
+            }
+        };
+        if secret.len() < 32 {
+            return Err(CoreError::Config(
+                "the peer secret must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            ));
+        }
+        Ok(Some(secret))
     }
 
     /// `data_dir` as an absolute path (relative to the working directory), so that the
@@ -284,6 +453,40 @@ mod tests {
             RegionConfig::from_toml("region = \"w\"\ndata_dir = \"/x\"\ntoken_ttl_secs = 0\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn peers_and_pair_are_checked() {
+        let base = "region = \"westus\"\ndata_dir = \"/x\"\npeer_secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let ok = format!("{base}pair = \"eastus\"\n[[peers]]\nname = \"eastus\"\nendpoint = \"http://127.0.0.1:5002\"\n");
+        let c = RegionConfig::from_toml(&ok).unwrap();
+        assert_eq!(c.pair_peer().unwrap().endpoint, "http://127.0.0.1:5002");
+        assert_eq!(c.peer_secret().unwrap().unwrap().len(), 32);
+        // The pair must be a peer.
+        assert!(RegionConfig::from_toml(&format!("{base}pair = \"eastus\"\n")).is_err());
+        // Not itself, not twice, and a real URL.
+        let own = format!("{base}[[peers]]\nname = \"westus\"\nendpoint = \"http://h\"\n");
+        assert!(RegionConfig::from_toml(&own).is_err());
+        let twice = format!("{base}[[peers]]\nname = \"e\"\nendpoint = \"http://h\"\n[[peers]]\nname = \"e\"\nendpoint = \"http://i\"\n");
+        assert!(RegionConfig::from_toml(&twice).is_err());
+        assert!("eastus=ftp://h".parse::<PeerConfig>().is_err());
+        assert!("eastus".parse::<PeerConfig>().is_err());
+        assert!("eastus=http://".parse::<PeerConfig>().is_err());
+        assert_eq!(
+            "eastus=http://10.0.0.2:5000"
+                .parse::<PeerConfig>()
+                .unwrap()
+                .name
+                .as_str(),
+            "eastus"
+        );
+        // A pair needs a secret, and a short secret is refused.
+        let no_secret = "region = \"westus\"\ndata_dir = \"/x\"\npair = \"eastus\"\n[[peers]]\nname = \"eastus\"\nendpoint = \"http://h\"\n";
+        assert!(RegionConfig::from_toml(no_secret).is_err());
+        let short =
+            RegionConfig::from_toml("region = \"w\"\ndata_dir = \"/x\"\npeer_secret = \"short\"\n")
+                .unwrap();
+        assert!(short.peer_secret().is_err());
     }
 
     #[test]

@@ -10,10 +10,18 @@ mod config;
 mod error;
 mod ids;
 mod keys;
+mod peer;
 mod token;
 
-pub use config::{default_model_dir, RegionConfig, StorageConfig, CONFIG_FORMAT_VERSION};
+pub use config::{
+    default_model_dir, PeerConfig, RegionConfig, ReplicationConfig, StorageConfig,
+    CONFIG_FORMAT_VERSION,
+};
 pub use error::{CoreError, Result};
 pub use ids::{RegionName, ResourceId};
 pub use keys::{KeyHash, KeySlot, ResourceKey};
+pub use peer::{
+    PeerAuth, PeerAuthError, PeerSignature, MAX_SKEW_SECS, PEER_HEADER, PEER_SIGNATURE_HEADER,
+    PEER_TIME_HEADER,
+};
 pub use token::{Claims, TokenSigner, TOKEN_ISSUER};

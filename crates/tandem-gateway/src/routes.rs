@@ -120,6 +120,14 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/cognitiveservices/voices/list",
             get(|s, r| forward(s, r, CallKind::Voices)),
         )
+        // Speaker recognition: every method, over the speaker routes (which may include the
+        // regions' discovered pairs).
+        .route(
+            "/speaker-recognition/{*rest}",
+            get(|s, r| forward(s, r, CallKind::Speaker))
+                .post(|s, r| forward(s, r, CallKind::Speaker))
+                .delete(|s, r| forward(s, r, CallKind::Speaker)),
+        )
         .route(
             "/healthz",
             get(|| async { Json(json!({"status": "live", "role": "gateway"})) }),
@@ -234,7 +242,10 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> (StatusCode, Json<serde_json:
 }
 
 async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(json!({ "regions": gw.client.status() }))
+    Json(json!({
+        "regions": gw.client.status(),
+        "speaker_regions": gw.client.speaker_status(),
+    }))
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {

@@ -33,6 +33,50 @@ pub struct Caller {
     _permit: QuotaPermit,
 }
 
+/// A speaker-recognition caller: like [`Caller`], except that a key of one of the paired
+/// region's resources is accepted too, for that resource's speaker data, which is replicated
+/// here. That is what lets a client that knows only its home region keep verifying through the
+/// pair while the home region is down. The pair's STS tokens are not accepted (they are signed
+/// with the pair's secret); its keys are, by hash, as replicated.
+pub struct SpeakerCaller {
+    /// The resource the key or token belongs to (possibly one of the pair's).
+    pub resource: Resource,
+    _permit: QuotaPermit,
+}
+
+impl FromRequestParts<AppState> for SpeakerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let resource = if let Some(key) = header(parts, KEY_HEADER) {
+            match by_key(state, key).await {
+                Ok(r) => r,
+                Err(own) => match state.replication().pair() {
+                    Some(pair) => {
+                        let hash = ResourceKey::from_presented(key).hash();
+                        match state.store().meta.authenticate(&pair.name, &hash).await? {
+                            Some((r, _)) => r,
+                            None => return Err(own),
+                        }
+                    }
+                    None => return Err(own),
+                },
+            }
+        } else if let Some(token) = bearer(parts) {
+            by_token(state, token).await?
+        } else {
+            return Err(ApiError::MissingCredentials);
+        };
+        let permit = state
+            .quotas()
+            .try_acquire(resource.id, resource.concurrency_limit)?;
+        Ok(SpeakerCaller {
+            resource,
+            _permit: permit,
+        })
+    }
+}
+
 /// A caller authenticated by key only (what `issueToken` requires).
 pub struct KeyCaller {
     /// The resource the key belongs to.

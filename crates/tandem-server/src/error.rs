@@ -63,10 +63,18 @@ pub enum ApiError {
         /// Seconds to wait, sent as `Retry-After`.
         retry_after: u32,
     },
+    /// This region cannot serve the request now but its pair can (speaker data still catching
+    /// up after a restart): 503 with `Retry-After: 1` and [`REDIRECT_HEADER`]`: pair`, which
+    /// tells Tandem's clients to fail over at once instead of retrying here.
+    #[error("{0}")]
+    UsePair(String),
     /// A bug or an unexpected failure. The detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
 }
+
+/// Header telling Tandem clients that another region should take this request (`pair`).
+pub const REDIRECT_HEADER: &str = "x-tandem-redirect";
 
 impl ApiError {
     /// A 400 with a code and message.
@@ -95,7 +103,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::UsePair(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,7 +117,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict".into(),
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge".into(),
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType".into(),
-            ApiError::Unavailable { .. } => "ServiceUnavailable".into(),
+            ApiError::Unavailable { .. } | ApiError::UsePair(_) => "ServiceUnavailable".into(),
             ApiError::Internal(_) => "InternalServerError".into(),
             // The gateway uses the numeric status as the code for auth and throttling.
             other => other.status().as_u16().to_string(),
@@ -128,6 +136,11 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after } => Some(*retry_after),
             ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
+            ApiError::UsePair(_) => {
+                resp.headers_mut()
+                    .insert(REDIRECT_HEADER, HeaderValue::from_static("pair"));
+                Some(1)
+            }
             _ => None,
         };
         if let Some(s) = retry_after {

@@ -14,6 +14,7 @@ mod error;
 mod metrics;
 mod pool;
 mod quota;
+pub mod replication;
 mod routes;
 mod state;
 
@@ -21,5 +22,7 @@ pub use admin::{create_resource, regenerate_key, CreatedResource};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use pool::EnginePool;
+pub use replication::{Follower, HttpPairLink, Replication, SpeakerState};
 pub use routes::router;
-pub use state::{AppState, Engines};
+pub use routes::speaker::REQUIRED_SPEECH_SECS;
+pub use state::{AppState, Engines, StateParts};

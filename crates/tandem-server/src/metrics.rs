@@ -6,7 +6,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::AppState;
@@ -32,6 +33,16 @@ pub struct Metrics {
     pub tts_busy: IntGauge,
     /// Requests refused by the per-resource concurrency quota.
     pub throttled: IntCounterVec,
+    /// Seconds from a change's commit at the pair to its apply here.
+    pub replication_lag: Histogram,
+    /// Changes from the pair that modified something here.
+    pub replication_applied: IntCounter,
+    /// Changes of the pair's log not applied here yet (as of the last pull).
+    pub replication_behind: IntGauge,
+    /// Failed replication pulls.
+    pub replication_errors: IntCounter,
+    /// 1 while the region serves speaker traffic, 0 while it catches up with its pair.
+    pub speaker_serving: IntGauge,
 }
 
 impl Metrics {
@@ -84,8 +95,39 @@ impl Metrics {
             &["route"],
         )
         .expect("metric");
+        let replication_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "replication_lag_seconds",
+                "time from a change's commit at the pair to its apply here",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )
+        .expect("metric");
+        let counter = |n: &str, h: &str| IntCounter::new(n, h).expect("metric");
+        let replication_applied = counter(
+            "replication_changes_applied_total",
+            "changes from the pair that modified something here",
+        );
+        let replication_errors =
+            counter("replication_pull_errors_total", "failed replication pulls");
+        let replication_behind = gauge(
+            "replication_behind_changes",
+            "changes of the pair's log not applied here yet",
+        );
+        let speaker_serving = gauge(
+            "speaker_serving",
+            "1 while the region serves speaker traffic, 0 while it catches up with its pair",
+        );
+        speaker_serving.set(1);
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(replication_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(replication_applied.clone()),
+            Box::new(replication_errors.clone()),
+            Box::new(replication_behind.clone()),
+            Box::new(speaker_serving.clone()),
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(rtf.clone()),
             Box::new(stt_queue.clone()),
@@ -106,6 +148,11 @@ impl Metrics {
             tts_queue,
             tts_busy,
             throttled,
+            replication_lag,
+            replication_applied,
+            replication_behind,
+            replication_errors,
+            speaker_serving,
         }
     }
 

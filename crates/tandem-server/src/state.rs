@@ -7,6 +7,7 @@ use tandem_engines::tts::TtsEngine;
 use tandem_engines::{Recognizer, SpeakerEncoder};
 use tandem_store::Store;
 
+use crate::replication::Replication;
 use crate::{quota::Quotas, EnginePool, Metrics};
 
 /// The loaded speech engines. They load after the listener is up, so `/readyz` can say "not yet".
@@ -35,19 +36,45 @@ struct Inner {
     tts_pool: EnginePool,
     quotas: Quotas,
     metrics: Metrics,
+    replication: Arc<Replication>,
+}
+
+/// Everything [`AppState::new`] assembles.
+pub struct StateParts {
+    /// The region's configuration.
+    pub config: RegionConfig,
+    /// Metadata and blobs.
+    pub store: Store,
+    /// The STS signer.
+    pub signer: TokenSigner,
+    /// The admin token, if the admin API is enabled.
+    pub admin_token: Option<String>,
+    /// The recognition (and speaker embedding) worker pool.
+    pub stt_pool: EnginePool,
+    /// The synthesis worker pool.
+    pub tts_pool: EnginePool,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Paired-region replication state.
+    pub replication: Arc<Replication>,
 }
 
 impl AppState {
     /// Builds the state. Engines are attached later with [`AppState::set_engines`].
-    pub fn new(
-        config: RegionConfig,
-        store: Store,
-        signer: TokenSigner,
-        admin_token: Option<String>,
-        stt_pool: EnginePool,
-        tts_pool: EnginePool,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(parts: StateParts) -> Self {
+        let StateParts {
+            config,
+            store,
+            signer,
+            admin_token,
+            stt_pool,
+            tts_pool,
+            metrics,
+            replication,
+        } = parts;
+        metrics
+            .speaker_serving
+            .set(i64::from(replication.check_serving().is_ok()));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -59,6 +86,7 @@ impl AppState {
                 tts_pool,
                 quotas: Quotas::default(),
                 metrics,
+                replication,
             }),
         }
     }
@@ -115,5 +143,10 @@ impl AppState {
     /// Prometheus metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Paired-region replication and the speaker service's state.
+    pub fn replication(&self) -> &Arc<Replication> {
+        &self.inner.replication
     }
 }

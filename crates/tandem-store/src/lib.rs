@@ -1,7 +1,8 @@
 //! Tandem's storage: where a region keeps its resources and its blobs.
 //!
-//! Metadata (resources, key hashes, limits, speaker profiles and enrollments) goes through the [`MetaStore`] trait; today's backend
-//! is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
+//! Metadata (resources, key hashes, limits, speaker profiles and enrollments, and what paired-region
+//! replication reads and writes: see [`replication`]) goes through the [`MetaStore`] trait; today's
+//! backend is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
 //! config change, not a rewrite. Blobs go through [`BlobStore`], a thin layer over the
 //! `object_store` crate on the local filesystem, so that S3 is likewise a config change.
 //!
@@ -18,14 +19,21 @@
 mod blob;
 pub mod conformance;
 mod error;
+mod hlc;
 mod model;
+pub mod replication;
 mod speaker;
 mod sqlite;
 mod store;
 
 pub use blob::{BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
 pub use error::{Result, StoreError};
+pub use hlc::HlcClock;
 pub use model::{MetaStore, NewResource, Resource};
+pub use replication::{
+    Applied, Cursor, Hlc, ProfileHeader, ReplicatedEnrollment, ReplicatedResource, ResourceSync,
+    SpeakerChange, SpeakerDigest, SpeakerOp,
+};
 pub use speaker::{
     enrollment_audio_key, mean_signature, Enrollment, EnrollmentStatus, NewEnrollment, NewProfile,
     ProfileKind, SpeakerProfile,

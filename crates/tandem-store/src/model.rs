@@ -3,6 +3,9 @@
 use async_trait::async_trait;
 use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 
+use crate::replication::{
+    Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
+};
 use crate::{Enrollment, NewEnrollment, NewProfile, ProfileKind, Result, SpeakerProfile};
 use uuid::Uuid;
 
@@ -121,6 +124,42 @@ pub trait MetaStore: Send + Sync + 'static {
         kind: ProfileKind,
         id: Uuid,
     ) -> Result<Vec<Enrollment>>;
+    /// This database's identity: random, made when the database was created, stable for its
+    /// life. A peer that sees it change knows the log it was following has restarted.
+    async fn store_id(&self) -> Result<Uuid>;
+    /// Up to `limit` changes of this region's origin log with `seq > after`, oldest first.
+    async fn speaker_changes(&self, after: u64, limit: u32) -> Result<Vec<SpeakerChange>>;
+    /// The newest `seq` of the origin log (0 when empty).
+    async fn speaker_head(&self) -> Result<u64>;
+    /// Applies changes pulled from `peer`'s log under the merge rules of
+    /// [`crate::replication`], observes their HLCs, and in the same transaction sets the cursor
+    /// for `peer` to `cursor`. Idempotent. The profiles' resources must exist locally (synced
+    /// first with [`MetaStore::sync_foreign_resources`], or local); a change whose resource is
+    /// unknown is `NotFound` and nothing of the batch is applied.
+    async fn apply_speaker_changes(
+        &self,
+        peer: &RegionName,
+        cursor: Cursor,
+        changes: &[SpeakerChange],
+        required_speech_secs: f64,
+    ) -> Result<Applied>;
+    /// Where this store stands with `peer`'s log, if it ever applied any of it.
+    async fn replication_cursor(&self, peer: &RegionName) -> Result<Option<Cursor>>;
+    /// The resources of `region`, with their key hashes, ordered by creation then name.
+    async fn export_resources(&self, region: &RegionName) -> Result<Vec<ReplicatedResource>>;
+    /// Makes this store's copy of `region`'s resources equal to `resources`: adds the missing
+    /// ones, updates key hashes and limits, and removes (with their speaker data) those not in
+    /// the list, in one transaction. Every entry must have `region` as its region, else
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict) and nothing changes (likewise when
+    /// an entry clashes with an existing id, name or key hash elsewhere). `updated` counts the
+    /// resources whose name, limit or key hashes changed.
+    async fn sync_foreign_resources(
+        &self,
+        region: &RegionName,
+        resources: &[ReplicatedResource],
+    ) -> Result<ResourceSync>;
+    /// A digest of every speaker profile and enrollment, tombstones included.
+    async fn speaker_digest(&self) -> Result<SpeakerDigest>;
     /// Cheap round trip to the backend, for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// The format version recorded in the database.

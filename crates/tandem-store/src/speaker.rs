@@ -12,11 +12,13 @@ use tandem_core::ResourceId;
 use uuid::Uuid;
 
 /// Which speaker service a profile belongs to. Profiles of one kind are not visible to the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ProfileKind {
     /// `/speaker-recognition/verification/text-independent/...`
+    #[serde(rename = "text-independent-verification")]
     TextIndependentVerification,
     /// `/speaker-recognition/identification/text-independent/...`
+    #[serde(rename = "text-independent-identification")]
     TextIndependentIdentification,
 }
 

@@ -181,6 +181,21 @@ pub struct RegionArgs {
     /// Blob store URL (default file://<data-dir>/blobs).
     #[arg(long, env = "TANDEM_BLOB_URL")]
     pub blob_url: Option<String>,
+    /// Another region, as NAME=URL (repeatable). Adds to the config file's [[peers]].
+    #[arg(long = "peer", value_name = "NAME=URL")]
+    pub peers: Vec<tandem_core::PeerConfig>,
+    /// The paired region (one of the peers): speaker data replicates to it continuously and it
+    /// serves this region's speaker traffic while this region is down.
+    #[arg(long, env = "TANDEM_PAIR")]
+    pub pair: Option<RegionName>,
+    /// File holding the secret shared by all regions of the federation (at least 32
+    /// characters, e.g. `openssl rand -hex 32 > peer.secret`).
+    #[arg(long, env = "TANDEM_PEER_SECRET_FILE")]
+    pub peer_secret_file: Option<PathBuf>,
+    /// The peer secret itself. Visible to other users in the process list: prefer
+    /// --peer-secret-file or the TANDEM_PEER_SECRET environment variable.
+    #[arg(long, env = "TANDEM_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<String>,
 }
 
 impl RegionArgs {
@@ -227,6 +242,15 @@ impl RegionArgs {
         if let Some(u) = &self.blob_url {
             cfg.storage.blob_url = Some(u.clone());
         }
+        for peer in &self.peers {
+            match cfg.peers.iter_mut().find(|p| p.name == peer.name) {
+                Some(p) => p.endpoint = peer.endpoint.clone(),
+                None => cfg.peers.push(peer.clone()),
+            }
+        }
+        set!(opt pair);
+        set!(opt peer_secret_file);
+        set!(opt peer_secret);
         cfg.validate().context("invalid configuration")?;
         Ok(cfg)
     }
@@ -242,7 +266,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::models::pull_all(&dir).await
         }
         Command::Config(ConfigCommand::Print(args)) => {
-            let cfg = args.resolve()?;
+            let mut cfg = args.resolve()?;
+            // Secrets never reach stdout (it ends up in logs and tickets).
+            for secret in [&mut cfg.admin_token, &mut cfg.peer_secret] {
+                if secret.is_some() {
+                    *secret = Some("<redacted>".into());
+                }
+            }
             print!("{}", toml::to_string(&cfg)?);
             Ok(())
         }

@@ -11,7 +11,10 @@ use tandem_engines::models::{ModelCache, SPEAKER_GE2E, WHISPER_TINY_EN};
 use tandem_engines::stt::WhisperRecognizer;
 use tandem_engines::tts::TtsEngine;
 use tandem_engines::SpeakerEncoder;
-use tandem_server::{AppState, EnginePool, Engines, Metrics};
+use tandem_server::{
+    AppState, EnginePool, Engines, Follower, HttpPairLink, Metrics, Replication, StateParts,
+    REQUIRED_SPEECH_SECS,
+};
 use tandem_store::Store;
 
 /// Reads the region's STS secret, creating it (256 random bits, mode 0600) on first start.
@@ -112,6 +115,7 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
     let secret = load_or_create_secret(&cfg.token_secret_path())?;
     let signer = TokenSigner::new(cfg.region.clone(), secret, cfg.token_ttl_secs);
     let admin_token = cfg.admin_token()?;
+    let replication = Arc::new(Replication::new(&cfg, cfg.peer_secret()?));
     let store = Store::open(&cfg.metadata_url(), &cfg.blob_url())
         .await
         .context("opening the region's store")?;
@@ -136,15 +140,16 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
         metrics.tts_queue.clone(),
         metrics.tts_busy.clone(),
     );
-    let state = AppState::new(
-        cfg.clone(),
-        store.clone(),
+    let state = AppState::new(StateParts {
+        config: cfg.clone(),
+        store: store.clone(),
         signer,
         admin_token,
         stt_pool,
         tts_pool,
         metrics,
-    );
+        replication: replication.clone(),
+    });
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -169,8 +174,27 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
         }
     });
 
+    if let (Some(pair), Some(auth)) = (replication.pair(), replication.auth()) {
+        let link = Arc::new(HttpPairLink::new(pair.clone(), auth.clone()));
+        if let Some(follower) = Follower::new(
+            store.clone(),
+            link,
+            replication.clone(),
+            state.metrics().clone(),
+            REQUIRED_SPEECH_SECS,
+        ) {
+            tracing::info!(pair = %pair.name, endpoint = %pair.endpoint, "replicating speaker data with the pair");
+            tokio::spawn(follower.run());
+        }
+    }
+
+    let stopping = replication.clone();
     axum::serve(listener, tandem_server::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Long polls and the follower end now, so draining is quick.
+            stopping.begin_shutdown();
+        })
         .await
         .context("serving")?;
     store.close().await;

@@ -1,7 +1,8 @@
 //! The route table.
 
 mod ops;
-mod speaker;
+mod replication;
+pub(crate) mod speaker;
 mod sts;
 mod stt;
 mod tts;
@@ -46,7 +47,15 @@ pub fn router(state: AppState) -> Router {
             "/speaker-recognition/{service}/text-independent/profiles/{id}/enrollments",
             post(speaker::enroll),
         )
+        // Inter-region and discovery.
+        .route(crate::replication::PULL_PATH, get(replication::pull))
+        .route(
+            crate::replication::DISCOVERY_PATH,
+            get(replication::discovery),
+        )
+        .route("/readyz/speaker", get(replication::readyz_speaker))
         // Admin.
+        .route("/admin/v1/replication", get(replication::status))
         .route("/admin/v1/resources", get(admin::list).post(admin::create))
         .route(
             "/admin/v1/resources/{id}",

@@ -4,9 +4,13 @@
 //! the backend gets it wrong. They use fresh region names and blob prefixes, so they can share one
 //! store ([`run_all`]) or each get their own (`tests/conformance_sqlite.rs`). A new backend adds
 //! one test file that calls every function here.
+//!
+//! The `replication_*` checks take the two stores of a region pair and need a fresh pair each
+//! (they compare whole-store digests); `tests/replication_sqlite.rs` runs them.
 
 mod blob;
 mod meta;
+mod replication;
 mod speaker;
 mod updates;
 
@@ -15,6 +19,11 @@ pub use blob::{
 };
 pub use meta::{
     create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,
+};
+pub use replication::{
+    replication_idempotent, replication_log_paging, replication_partition_converges,
+    replication_resource_sync, replication_ships_log, replication_store_ids,
+    replication_unknown_resource,
 };
 pub use speaker::{speaker_enrollments_and_reset, speaker_profile_crud, speaker_tenant_isolation};
 pub use updates::{

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -15,13 +16,16 @@ use tandem_core::{RegionName, ResourceId};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+mod digest;
+mod merge;
 mod queries;
+mod replication;
 mod speaker;
 
-use crate::{MetaStore, Resource, Result, StoreError};
+use crate::{HlcClock, MetaStore, Resource, Result, StoreError};
 
 /// The metadata format version this build writes and the newest it reads.
-pub const METADATA_FORMAT_VERSION: u32 = 2;
+pub const METADATA_FORMAT_VERSION: u32 = 3;
 
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";
 
@@ -31,9 +35,13 @@ const RESOURCE_COLUMNS: &str = "r.id, r.region, r.name, r.concurrency_limit, r.c
 
 /// Resource metadata in a SQLite file, in WAL mode with `synchronous=FULL`: a write that returned
 /// `Ok` is on disk. Several processes may open the same file at once.
+///
+/// The store owns the [`HlcClock`] that stamps its speaker changes, started past the newest
+/// stamp in the database when it is opened.
 #[derive(Debug, Clone)]
 pub struct SqliteMetaStore {
     pool: SqlitePool,
+    clock: Arc<HlcClock>,
 }
 
 impl SqliteMetaStore {
@@ -79,10 +87,17 @@ impl SqliteMetaStore {
             .connect_with(opts)
             .await
             .map_err(OpenError::Sql)?;
-        let store = Self { pool };
+        let mut store = Self {
+            pool,
+            clock: Arc::default(),
+        };
         store.check_format().await.map_err(OpenError::Store)?;
         store.migrate().await?;
         store.check_format().await.map_err(OpenError::Store)?;
+        let newest = replication::newest_hlc(&store.pool)
+            .await
+            .map_err(OpenError::Store)?;
+        store.clock = Arc::new(HlcClock::starting_after(newest));
         Ok(store)
     }
 
@@ -106,17 +121,28 @@ impl SqliteMetaStore {
         Ok(())
     }
 
-    /// Applies migrations. Two processes opening a fresh file at once can race; the loser sees
-    /// the winner's tables on retry.
+    /// Applies migrations. Several processes opening a file at once can race (SQLite has no
+    /// migration lock): a loser fails on a migration another opener has just committed, and sees
+    /// it applied on retry. Each failure means another opener made progress, so one try per
+    /// migration plus one always suffices; busy errors are retried by [`Self::open`].
     async fn migrate(&self) -> std::result::Result<(), OpenError> {
+        let tries = MIGRATOR.iter().count() + 1;
         let mut last = None;
-        for _ in 0..3 {
+        for _ in 0..tries {
             match MIGRATOR.run(&self.pool).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
         }
-        Err(OpenError::Migrate(last.expect("loop ran")))
+        Err(last.map_or_else(
+            || OpenError::Store(StoreError::db("no migration attempt ran")),
+            OpenError::Migrate,
+        ))
+    }
+
+    /// The clock that stamps this store's speaker changes.
+    pub fn clock(&self) -> &HlcClock {
+        &self.clock
     }
 
     /// The underlying pool, for tests and tools that need raw SQL.

@@ -9,6 +9,9 @@ use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 use time::OffsetDateTime;
 
 use super::{conflict_or, format_time, row_to_resource, SqliteMetaStore, RESOURCE_COLUMNS};
+use crate::replication::{
+    Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
+};
 use crate::{
     Enrollment, MetaStore, NewEnrollment, NewProfile, NewResource, ProfileKind, Resource, Result,
     SpeakerProfile, StoreError,
@@ -208,6 +211,49 @@ impl MetaStore for SqliteMetaStore {
         id: Uuid,
     ) -> Result<Vec<Enrollment>> {
         self.sp_remove(resource, kind, id, true).await
+    }
+
+    async fn store_id(&self) -> Result<Uuid> {
+        self.rp_store_id().await
+    }
+
+    async fn speaker_changes(&self, after: u64, limit: u32) -> Result<Vec<SpeakerChange>> {
+        self.rp_speaker_changes(after, limit).await
+    }
+
+    async fn speaker_head(&self) -> Result<u64> {
+        self.rp_speaker_head().await
+    }
+
+    async fn apply_speaker_changes(
+        &self,
+        peer: &RegionName,
+        cursor: Cursor,
+        changes: &[SpeakerChange],
+        required_speech_secs: f64,
+    ) -> Result<Applied> {
+        self.rp_apply(peer, cursor, changes, required_speech_secs)
+            .await
+    }
+
+    async fn replication_cursor(&self, peer: &RegionName) -> Result<Option<Cursor>> {
+        self.rp_cursor(peer).await
+    }
+
+    async fn export_resources(&self, region: &RegionName) -> Result<Vec<ReplicatedResource>> {
+        self.rp_export(region).await
+    }
+
+    async fn sync_foreign_resources(
+        &self,
+        region: &RegionName,
+        resources: &[ReplicatedResource],
+    ) -> Result<ResourceSync> {
+        self.rp_sync(region, resources).await
+    }
+
+    async fn speaker_digest(&self) -> Result<SpeakerDigest> {
+        self.rp_digest().await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,7 +1,11 @@
 //! Speaker profiles and enrollments in SQLite. Every mutation runs in one transaction that also
-//! appends to `speaker_changes`, the ordered log a replicator will read. Each transaction writes
+//! appends to `speaker_changes`, the origin log the pair region pulls. Each transaction writes
 //! before it reads, so it holds SQLite's write lock from its first statement and never has to
 //! upgrade a read lock (which would fail with SQLITE_BUSY under concurrent writers).
+//!
+//! Every mutation is stamped by the store's HLC and goes through the same state-based helpers
+//! as changes applied from the pair (the `merge` module), so a local write and its replay
+//! elsewhere leave identical rows.
 
 use std::str::FromStr;
 
@@ -12,16 +16,17 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::merge::{hlc_sql, refresh_totals, tombstone_dead};
 use super::{format_time, SqliteMetaStore};
 use crate::speaker::{bytes_to_f32s, f32s_to_bytes};
 use crate::{
-    mean_signature, Enrollment, EnrollmentStatus, NewEnrollment, NewProfile, ProfileKind, Result,
+    Enrollment, EnrollmentStatus, Hlc, NewEnrollment, NewProfile, ProfileKind, Result,
     SpeakerProfile, StoreError,
 };
 
 const PROFILE_COLUMNS: &str = "p.id, p.resource_id, p.kind, p.locale, p.created_at, p.updated_at, \
      p.enrollments_count, p.enrollments_secs, p.speech_secs, p.status, p.signature";
-const ENROLLMENT_COLUMNS: &str =
+pub(super) const ENROLLMENT_COLUMNS: &str =
     "e.id, e.profile_id, e.created_at, e.audio_secs, e.speech_secs, e.audio_key, e.embedding";
 /// A live profile of one resource and kind: `$1` resource, `$2` kind, `$3` id.
 const OWNED: &str = "p.resource_id = $1 AND p.kind = $2 AND p.id = $3 AND p.deleted_at IS NULL";
@@ -35,20 +40,22 @@ fn not_found(id: Uuid) -> StoreError {
 impl SqliteMetaStore {
     pub(super) async fn sp_create_profile(&self, p: NewProfile) -> Result<SpeakerProfile> {
         let now = format_time(OffsetDateTime::now_utc());
+        let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO speaker_profiles (id, resource_id, kind, locale, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO speaker_profiles (id, resource_id, kind, locale, created_at, updated_at, hlc) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
         )
         .bind(p.id.to_string())
         .bind(p.resource_id.to_string())
         .bind(p.kind.as_str())
         .bind(&p.locale)
         .bind(&now)
+        .bind(hlc_sql(hlc)?)
         .execute(&mut *tx)
         .await
         .map_err(|e| super::conflict_or(e, || format!("speaker profile {}", p.id)))?;
-        log_change(&mut tx, &now, p.resource_id, p.id, "create", None).await?;
+        log_change(&mut tx, &now, hlc, p.resource_id, p.id, "create", None).await?;
         let profile = fetch_profile(&mut tx, p.resource_id, p.kind, p.id).await?;
         tx.commit().await?;
         profile.ok_or_else(|| StoreError::db("profile vanished right after insert"))
@@ -104,12 +111,18 @@ impl SqliteMetaStore {
         required_speech_secs: f64,
     ) -> Result<SpeakerProfile> {
         let now = format_time(OffsetDateTime::now_utc());
+        let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
         // Insert first (only if the profile is live and owned): takes the write lock at once.
+        // Born a tombstone only if a reset with a later HLC won a race with this insert (merge
+        // rule 3), exactly as it would be where this change is replayed.
         let sql = format!(
             "INSERT INTO speaker_enrollments \
-             (id, profile_id, created_at, audio_secs, speech_secs, audio_key, embedding) \
-             SELECT $4, p.id, $5, $6, $7, $8, $9 FROM speaker_profiles p WHERE {OWNED}"
+             (id, profile_id, created_at, audio_secs, speech_secs, audio_key, embedding, hlc, \
+              deleted_at) \
+             SELECT $4, p.id, $5, $6, $7, $8, $9, $10, \
+                 CASE WHEN $10 <= p.reset_hlc THEN $5 ELSE NULL END \
+             FROM speaker_profiles p WHERE {OWNED}"
         );
         let done = sqlx::query(&sql)
             .bind(resource.to_string())
@@ -121,14 +134,24 @@ impl SqliteMetaStore {
             .bind(e.speech_secs)
             .bind(&e.audio_key)
             .bind(f32s_to_bytes(&e.embedding))
+            .bind(hlc_sql(hlc)?)
             .execute(&mut *tx)
             .await
             .map_err(|err| super::conflict_or(err, || format!("enrollment {}", e.id)))?;
         if done.rows_affected() == 0 {
             return Err(not_found(e.profile_id));
         }
-        log_change(&mut tx, &now, resource, e.profile_id, "enroll", Some(e.id)).await?;
-        refresh_totals(&mut tx, e.profile_id, &now, required_speech_secs).await?;
+        log_change(
+            &mut tx,
+            &now,
+            hlc,
+            resource,
+            e.profile_id,
+            "enroll",
+            Some(e.id),
+        )
+        .await?;
+        refresh_totals(&mut tx, e.profile_id, Some(required_speech_secs)).await?;
         let profile = fetch_profile(&mut tx, resource, kind, e.profile_id).await?;
         tx.commit().await?;
         profile.ok_or_else(|| not_found(e.profile_id))
@@ -154,7 +177,8 @@ impl SqliteMetaStore {
         live_enrollments(&mut conn, id).await
     }
 
-    /// Reset (`delete == false`) or delete a profile: tombstone its enrollments (and itself).
+    /// Reset (`delete == false`) or delete a profile: record the reset or delete at a new HLC,
+    /// then tombstone what the merge rules say is dead (everything, for a local change).
     pub(super) async fn sp_remove(
         &self,
         resource: ResourceId,
@@ -163,34 +187,35 @@ impl SqliteMetaStore {
         delete: bool,
     ) -> Result<Vec<Enrollment>> {
         let now = format_time(OffsetDateTime::now_utc());
+        let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "UPDATE speaker_profiles AS p SET updated_at = $4, \
-             deleted_at = CASE WHEN $5 THEN $4 ELSE NULL END WHERE {OWNED}"
-        );
+        let sql = if delete {
+            format!(
+                "UPDATE speaker_profiles AS p SET deleted_hlc = $4, deleted_at = $5 WHERE {OWNED}"
+            )
+        } else {
+            format!(
+                "UPDATE speaker_profiles AS p SET \
+                 reset_at = CASE WHEN p.reset_hlc < $4 THEN $5 ELSE p.reset_at END, \
+                 reset_hlc = CASE WHEN p.reset_hlc < $4 THEN $4 ELSE p.reset_hlc END \
+                 WHERE {OWNED}"
+            )
+        };
         let done = sqlx::query(&sql)
             .bind(resource.to_string())
             .bind(kind.as_str())
             .bind(id.to_string())
+            .bind(hlc_sql(hlc)?)
             .bind(&now)
-            .bind(delete)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(id));
         }
-        let removed = live_enrollments(&mut tx, id).await?;
-        sqlx::query(
-            "UPDATE speaker_enrollments SET deleted_at = $1 \
-             WHERE profile_id = $2 AND deleted_at IS NULL",
-        )
-        .bind(&now)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        let removed = tombstone_dead(&mut tx, id, &now).await?;
         let op = if delete { "delete" } else { "reset" };
-        log_change(&mut tx, &now, resource, id, op, None).await?;
-        refresh_totals(&mut tx, id, &now, f64::INFINITY).await?;
+        log_change(&mut tx, &now, hlc, resource, id, op, None).await?;
+        refresh_totals(&mut tx, id, None).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -199,52 +224,22 @@ impl SqliteMetaStore {
 async fn log_change(
     tx: &mut Transaction<'_, Sqlite>,
     at: &str,
+    hlc: Hlc,
     resource: ResourceId,
     profile: Uuid,
     op: &str,
     enrollment: Option<Uuid>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO speaker_changes (at, resource_id, profile_id, op, enrollment_id) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO speaker_changes (at, resource_id, profile_id, op, enrollment_id, hlc) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(at)
     .bind(resource.to_string())
     .bind(profile.to_string())
     .bind(op)
     .bind(enrollment.map(|e| e.to_string()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Recomputes a profile's totals, signature and status from its live enrollments.
-async fn refresh_totals(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: Uuid,
-    now: &str,
-    required_speech_secs: f64,
-) -> Result<()> {
-    let live = live_enrollments(tx, id).await?;
-    let audio: f64 = live.iter().map(|e| e.audio_secs).sum();
-    let speech: f64 = live.iter().map(|e| e.speech_secs).sum();
-    let signature = mean_signature(live.iter().map(|e| e.embedding.as_slice()));
-    let status = if !live.is_empty() && speech >= required_speech_secs {
-        EnrollmentStatus::Enrolled
-    } else {
-        EnrollmentStatus::Enrolling
-    };
-    sqlx::query(
-        "UPDATE speaker_profiles SET enrollments_count = $1, enrollments_secs = $2, \
-         speech_secs = $3, status = $4, signature = $5, updated_at = $6 WHERE id = $7",
-    )
-    .bind(live.len() as i64)
-    .bind(audio)
-    .bind(speech)
-    .bind(status.as_str())
-    .bind((!signature.is_empty()).then(|| f32s_to_bytes(&signature)))
-    .bind(now)
-    .bind(id.to_string())
+    .bind(hlc_sql(hlc)?)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -266,7 +261,10 @@ async fn fetch_profile(
     row.as_ref().map(row_to_profile).transpose()
 }
 
-async fn live_enrollments(conn: &mut sqlx::SqliteConnection, id: Uuid) -> Result<Vec<Enrollment>> {
+pub(super) async fn live_enrollments(
+    conn: &mut sqlx::SqliteConnection,
+    id: Uuid,
+) -> Result<Vec<Enrollment>> {
     let sql = format!(
         "SELECT {ENROLLMENT_COLUMNS} FROM speaker_enrollments e \
          WHERE e.profile_id = $1 AND e.deleted_at IS NULL ORDER BY e.created_at, e.id"
@@ -278,16 +276,16 @@ async fn live_enrollments(conn: &mut sqlx::SqliteConnection, id: Uuid) -> Result
     rows.iter().map(row_to_enrollment).collect()
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::db(format!("corrupt {what}: {e}"))
 }
 
-fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+pub(super) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| corrupt(col, e))
 }
 
-fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime> {
+pub(super) fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime> {
     let s: String = row.try_get(col)?;
     OffsetDateTime::parse(&s, &Rfc3339).map_err(|e| corrupt(col, e))
 }
@@ -318,7 +316,7 @@ fn row_to_profile(row: &SqliteRow) -> Result<SpeakerProfile> {
     })
 }
 
-fn row_to_enrollment(row: &SqliteRow) -> Result<Enrollment> {
+pub(super) fn row_to_enrollment(row: &SqliteRow) -> Result<Enrollment> {
     let emb: Vec<u8> = row.try_get("embedding")?;
     Ok(Enrollment {
         id: uuid_col(row, "id")?,

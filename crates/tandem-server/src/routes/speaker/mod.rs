@@ -19,7 +19,7 @@ use tandem_store::{Enrollment, NewProfile, ProfileKind, SpeakerProfile};
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::SpeakerCaller as Caller;
 use crate::{ApiError, AppState};
 
 pub(crate) use recognize::{enroll, identify};
@@ -111,6 +111,7 @@ pub(crate) async fn create(
     body: Option<Json<CreateBody>>,
 ) -> Result<Response, ApiError> {
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     let locale = body
         .and_then(|Json(b)| b.locale)
         .map(|l| l.trim().to_owned())
@@ -131,6 +132,7 @@ pub(crate) async fn create(
             locale,
         })
         .await?;
+    state.replication().local_changed();
     let location = format!(
         "/speaker-recognition/{svc}/text-independent/profiles/{}?api-version={API_VERSION}",
         p.id
@@ -151,6 +153,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     for refused in ["$filter", "$skip", "$orderBy"] {
         if param(&q, refused).is_some() {
             return Err(ApiError::bad_request(
@@ -204,6 +207,7 @@ pub(crate) async fn get(
     Query(q): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     let p = state
         .store()
         .meta
@@ -220,12 +224,14 @@ pub(crate) async fn delete(
     Query(q): Query<Params>,
 ) -> Result<StatusCode, ApiError> {
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     let removed = state
         .store()
         .meta
         .delete_profile(caller.resource.id, kind, parse_id(&id)?)
         .await
         .map_err(not_found_as_profile)?;
+    state.replication().local_changed();
     drop_audio(&state, &removed).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -241,6 +247,7 @@ pub(crate) async fn verb(
 ) -> Result<Response, ApiError> {
     let bytes = recognize::read_all(&state, body).await?;
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     let (id, verb) = id_verb.split_once(':').unwrap_or((&id_verb, ""));
     let id = parse_id(id)?;
     match verb {
@@ -251,6 +258,7 @@ pub(crate) async fn verb(
                 .reset_profile(caller.resource.id, kind, id)
                 .await
                 .map_err(not_found_as_profile)?;
+            state.replication().local_changed();
             drop_audio(&state, &removed).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }

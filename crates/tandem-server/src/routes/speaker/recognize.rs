@@ -22,7 +22,7 @@ use super::{
     not_found_as_profile, param, parse_id, profile_json, profile_not_found, service, Params,
     REQUIRED_SPEECH_SECS,
 };
-use crate::auth::Caller;
+use crate::auth::SpeakerCaller as Caller;
 use crate::routes::read_body;
 use crate::{ApiError, AppState};
 
@@ -136,6 +136,7 @@ pub(crate) async fn enroll(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bytes = read_all(&state, body).await?;
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     let id = parse_id(&id)?;
     let resource = caller.resource.id;
     let meta = &state.store().meta;
@@ -186,6 +187,7 @@ pub(crate) async fn enroll(
             return Err(not_found_as_profile(e));
         }
     };
+    state.replication().local_changed();
     tracing::info!(%resource, profile = %id, speech_secs = audio.speech_secs, "speaker enrollment");
     let mut out = profile_json(&profile);
     out["audioLength"] = json!((audio.secs * 100.0).round() / 100.0);
@@ -242,6 +244,7 @@ pub(crate) async fn identify(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_all(&state, body).await?;
     let kind = service(&svc, &q)?;
+    state.replication().check_serving()?;
     if kind != ProfileKind::TextIndependentIdentification {
         return Err(ApiError::NotFound(
             "identifySingleSpeaker is an identification operation".into(),
