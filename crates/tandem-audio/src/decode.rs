@@ -161,6 +161,49 @@ fn parse_fmt(body: &[u8]) -> Result<Format, AudioError> {
 /// what arrived — as sent by streaming clients — extends to the end of the body; a trailing
 /// partial frame is dropped. Never panics, and allocates at most in proportion to `bytes.len()`.
 pub fn decode_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
+    decode_wav_with_format(bytes).map(|(pcm, _)| pcm)
+}
+
+/// How a WAV file stores its audio, as its `fmt ` chunk says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WavFormat {
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+    /// Bits per sample (8, 16, 24, 32 or 64).
+    pub bits_per_sample: u16,
+    /// IEEE float samples (else integer PCM).
+    pub float: bool,
+}
+
+impl WavFormat {
+    /// What Azure's Custom Speech accepts for training and test audio: mono 16-bit PCM at
+    /// 8 or 16 kHz.
+    pub fn is_azure_training_format(&self) -> bool {
+        self.channels == 1
+            && self.bits_per_sample == 16
+            && !self.float
+            && matches!(self.sample_rate, 8_000 | 16_000)
+    }
+}
+
+impl std::fmt::Display for WavFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} Hz, {} channel{}, {}-bit {}",
+            self.sample_rate,
+            self.channels,
+            if self.channels == 1 { "" } else { "s" },
+            self.bits_per_sample,
+            if self.float { "float" } else { "PCM" }
+        )
+    }
+}
+
+/// [`decode_wav`], also returning the stored format (before the mix-down to mono).
+pub fn decode_wav_with_format(bytes: &[u8]) -> Result<(Pcm, WavFormat), AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
@@ -197,7 +240,13 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
                 let fmt = format.ok_or(AudioError::MissingFmt)?;
                 let streaming = size == 0 || size == u32::MAX as usize || size > available;
                 let len = if streaming { available } else { size };
-                return Ok(to_mono(&bytes[body_start..body_start + len], fmt));
+                let info = WavFormat {
+                    sample_rate: fmt.rate,
+                    channels: fmt.channels,
+                    bits_per_sample: (fmt.sample.bytes() * 8) as u16,
+                    float: matches!(fmt.sample, Sample::F32 | Sample::F64),
+                };
+                return Ok((to_mono(&bytes[body_start..body_start + len], fmt), info));
             }
             _ => {}
         }

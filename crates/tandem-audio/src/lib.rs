@@ -22,7 +22,7 @@ mod resample;
 mod test_data;
 mod vad;
 
-pub use decode::decode_wav;
+pub use decode::{decode_wav, decode_wav_with_format, WavFormat};
 pub use encode::{encode_wav_pcm16, linear_to_alaw, linear_to_mulaw};
 pub use error::AudioError;
 pub use format::OutputFormat;

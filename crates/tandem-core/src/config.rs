@@ -87,6 +87,9 @@ pub struct RegionConfig {
     /// Paired-region replication tuning.
     #[serde(default)]
     pub replication: ReplicationConfig,
+    /// Custom Speech (`/speechtotext/v3.x`): upload limits and where `contentUrl` may point.
+    #[serde(default)]
+    pub custom_speech: CustomSpeechConfig,
 }
 
 /// Another region, as this one reaches it.
@@ -170,6 +173,38 @@ impl Default for ReplicationConfig {
     }
 }
 
+/// Custom Speech datasets: how large an upload may be, and which hosts the server may fetch a
+/// dataset's `contentUrl` from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomSpeechConfig {
+    /// Hosts a `contentUrl` may name, e.g. `["data.example.com", "10.0.0.5:8080"]`. An entry
+    /// without a port allows only the scheme's default port. Empty (the default): the server
+    /// fetches nothing, and creating a dataset from a URL is refused. Names are compared, never
+    /// resolved: a host not listed is never fetched, whatever address it has.
+    pub content_url_allow_hosts: Vec<String>,
+    /// Largest dataset upload (multipart body) or `contentUrl` download, in bytes (512 MiB).
+    pub max_upload_bytes: usize,
+    /// How long a `contentUrl` download may take, in ms (120 000).
+    pub content_url_timeout_ms: u64,
+    /// Largest file inside an uploaded zip, decompressed, in bytes (64 MiB).
+    pub max_zip_entry_bytes: u64,
+    /// Largest total of an uploaded zip, decompressed, in bytes (1 GiB).
+    pub max_zip_total_bytes: u64,
+}
+
+impl Default for CustomSpeechConfig {
+    fn default() -> Self {
+        CustomSpeechConfig {
+            content_url_allow_hosts: Vec::new(),
+            max_upload_bytes: 512 * 1024 * 1024,
+            content_url_timeout_ms: 120_000,
+            max_zip_entry_bytes: 64 * 1024 * 1024,
+            max_zip_total_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
 /// Where a region keeps its metadata and blobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +271,7 @@ impl RegionConfig {
             peer_secret: None,
             peer_secret_file: None,
             replication: ReplicationConfig::default(),
+            custom_speech: CustomSpeechConfig::default(),
         }
     }
 
@@ -426,6 +462,27 @@ mod tests {
         assert_eq!(c.default_concurrency, 100);
         assert_eq!(c.metadata_url(), "sqlite:///tmp/w/tandem.db");
         assert_eq!(c.blob_url(), "file:///tmp/w/blobs");
+    }
+
+    #[test]
+    fn custom_speech_section_has_defaults_and_can_be_set() {
+        let c = RegionConfig::from_toml("region = \"westus\"\ndata_dir = \"/tmp/w\"\n").unwrap();
+        assert!(c.custom_speech.content_url_allow_hosts.is_empty());
+        assert_eq!(c.custom_speech.max_upload_bytes, 512 * 1024 * 1024);
+        let c = RegionConfig::from_toml(
+            "region = \"westus\"\ndata_dir = \"/tmp/w\"\n[custom_speech]\ncontent_url_allow_hosts = [\"data.example.com\"]\nmax_zip_entry_bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.custom_speech.content_url_allow_hosts,
+            vec!["data.example.com".to_owned()]
+        );
+        assert_eq!(c.custom_speech.max_zip_entry_bytes, 1000);
+        assert_eq!(c.custom_speech.content_url_timeout_ms, 120_000);
+        assert!(RegionConfig::from_toml(
+            "region = \"westus\"\ndata_dir = \"/tmp/w\"\n[custom_speech]\nallow = 1\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use crate::adapt::{AdaptedModel, Fusion, Vocabulary};
 use crate::{EngineError, Result};
 
 /// Options for one recognition.
@@ -78,6 +79,8 @@ pub struct WhisperRecognizer {
     threads: usize,
     name: String,
     eot: i32,
+    /// sha256 of the model file when it is a pinned model (see [`crate::models::pinned`]).
+    sha256: String,
 }
 
 impl std::fmt::Debug for WhisperRecognizer {
@@ -130,12 +133,16 @@ impl WhisperRecognizer {
         let first = ctx
             .create_state()
             .map_err(|e| EngineError::Engine(format!("creating a whisper state: {e}")))?;
+        let sha256 = crate::models::pinned(&name)
+            .map(|m| m.ggml_sha256.to_string())
+            .unwrap_or_default();
         Ok(Self {
             ctx,
             pool: Mutex::new(vec![first]),
             threads: threads.max(1),
             name,
             eot,
+            sha256,
         })
     }
 
@@ -156,8 +163,26 @@ impl WhisperRecognizer {
         }
     }
 
-    fn run(&self, state: &mut WhisperState, pcm: &[f32], audio_ctx: u32) -> Result<Recognition> {
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    fn run(
+        &self,
+        state: &mut WhisperState,
+        pcm: &[f32],
+        audio_ctx: u32,
+        adapted: Option<&AdaptedModel>,
+    ) -> Result<Recognition> {
+        let strategy = match adapted {
+            Some(m) => SamplingStrategy::BeamSearch {
+                beam_size: m.params().beam_size.clamp(1, 16) as i32,
+                patience: -1.0,
+            },
+            None => SamplingStrategy::Greedy { best_of: 1 },
+        };
+        // Both live until the end of this function, past `full()`, which reads them.
+        let fusion = adapted.map(|m| Fusion::new(m, self.ctx.n_vocab().max(0) as usize));
+        let prompt: Vec<i32> = adapted
+            .map(|m| m.prompt_tokens().iter().map(|&t| t as i32).collect())
+            .unwrap_or_default();
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(self.threads as i32);
         params.set_language(Some("en"));
         params.set_translate(false);
@@ -172,6 +197,19 @@ impl WhisperRecognizer {
         params.set_suppress_nst(true);
         params.set_temperature(0.0);
         params.set_audio_ctx(audio_ctx as i32);
+        if !prompt.is_empty() {
+            params.set_tokens(&prompt);
+        }
+        if let Some(fusion) = &fusion {
+            // SAFETY: the callback only reads `fusion` (through `&`), which outlives `full()`
+            // below; it never touches the context or state, and it catches its own panics.
+            unsafe {
+                params.set_filter_logits_callback(fusion.callback());
+                params.set_filter_logits_callback_user_data(
+                    fusion as *const Fusion<'_> as *mut std::ffi::c_void,
+                );
+            }
+        }
         state
             .full(params, pcm)
             .map_err(|e| EngineError::Engine(format!("whisper: {e}")))?;
@@ -197,7 +235,10 @@ impl WhisperRecognizer {
                 }
             }
         }
-        let text = clean_text(&text);
+        let mut text = clean_text(&text);
+        if let Some(m) = adapted {
+            text = m.apply_display_forms(&text);
+        }
         let mean_logprob = if n_tokens == 0 {
             f64::NEG_INFINITY
         } else {
@@ -214,20 +255,27 @@ impl WhisperRecognizer {
         let confidence = (mean_logprob.exp() as f32).clamp(0.0, 1.0);
         Ok(Recognition { text, confidence })
     }
-}
 
-impl Recognizer for WhisperRecognizer {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// English only (the `.en` models): `en` and any `en-*` tag.
-    fn supports_language(&self, language: &str) -> bool {
-        let primary = language.split(['-', '_']).next().unwrap_or("");
-        primary.eq_ignore_ascii_case("en")
-    }
-
-    fn recognize(&self, pcm_16k: &[f32], opts: &RecognizeOptions) -> Result<Recognition> {
+    /// Recognizes 16 kHz mono audio, with a language-adapted model when `adapted` is given
+    /// (beam search with the model's n-gram fused in, its prompt, and its display forms).
+    /// With `None` this is exactly [`Recognizer::recognize`].
+    pub fn recognize_adapted(
+        &self,
+        pcm_16k: &[f32],
+        opts: &RecognizeOptions,
+        adapted: Option<&AdaptedModel>,
+    ) -> Result<Recognition> {
+        if let Some(m) = adapted {
+            if m.base_model() != self.name || m.n_vocab() as i32 != self.ctx.n_vocab() {
+                return Err(EngineError::BadModel {
+                    name: self.name.clone(),
+                    reason: format!(
+                        "the adapted model was trained for {}, not for this model",
+                        m.base_model()
+                    ),
+                });
+            }
+        }
         if !self.supports_language(&opts.language) {
             return Err(EngineError::UnsupportedLanguage(opts.language.clone()));
         }
@@ -250,12 +298,58 @@ impl Recognizer for WhisperRecognizer {
         }
         let audio_ctx = effective_audio_ctx(opts.audio_ctx, pcm.len());
         let mut state = self.take_state()?;
-        let result = self.run(&mut state, pcm, audio_ctx);
+        let result = self.run(&mut state, pcm, audio_ctx, adapted);
         if result.is_ok() {
             // A state whose run failed is dropped rather than reused.
             self.give_back(state);
         }
         result
+    }
+}
+
+impl Vocabulary for WhisperRecognizer {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn model_sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn n_vocab(&self) -> u32 {
+        self.ctx.n_vocab().max(0) as u32
+    }
+
+    fn sot(&self) -> u32 {
+        self.ctx.token_sot().max(0) as u32
+    }
+
+    fn eot(&self) -> u32 {
+        self.eot.max(0) as u32
+    }
+
+    fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        let id = i32::try_from(id).ok()?;
+        if id >= self.ctx.n_vocab() {
+            return None;
+        }
+        self.ctx.token_to_bytes(id).ok().map(<[u8]>::to_vec)
+    }
+}
+
+impl Recognizer for WhisperRecognizer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// English only (the `.en` models): `en` and any `en-*` tag.
+    fn supports_language(&self, language: &str) -> bool {
+        let primary = language.split(['-', '_']).next().unwrap_or("");
+        primary.eq_ignore_ascii_case("en")
+    }
+
+    fn recognize(&self, pcm_16k: &[f32], opts: &RecognizeOptions) -> Result<Recognition> {
+        self.recognize_adapted(pcm_16k, opts, None)
     }
 }
 

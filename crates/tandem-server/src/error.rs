@@ -1,11 +1,15 @@
 //! The one place where failures become HTTP responses.
 //!
 //! Data-plane routes answer with the Cognitive Services gateway's shape,
-//! `{"error":{"code":…,"message":…}}`. Internal details are logged, never returned.
+//! `{"error":{"code":…,"message":…}}`; the Speech-to-text v3 routes (Custom Speech) answer
+//! with v3's `{"code":…,"message":…,"innerError":{"code":…,"message":…}}`: their handlers
+//! return [`V3Error`], the same [`ApiError`] rendered in that shape. Internal details are
+//! logged, never returned.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tandem_datasets::DatasetError;
 use tandem_engines::EngineError;
 use tandem_store::StoreError;
 
@@ -123,15 +127,49 @@ impl ApiError {
             other => other.status().as_u16().to_string(),
         }
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// The Speech-to-text v3 `ErrorCode` (top-level `code`) for this error's status.
+    fn v3_code(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 | 413 => "InvalidRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            409 => "Conflict",
+            415 => "UnsupportedMediaType",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            _ => "InternalServerError",
+        }
+    }
+
+    /// The v3 `DetailedErrorCode` (`innerError.code`): the route's own code where it has one
+    /// (e.g. `InvalidDataset`), else the top-level code.
+    fn v3_inner_code(&self) -> String {
+        match self {
+            ApiError::BadRequest { code, .. } | ApiError::Refused { code, .. } => {
+                (*code).to_owned()
+            }
+            ApiError::PayloadTooLarge(_) => "PayloadTooLarge".into(),
+            other => other.v3_code().to_owned(),
+        }
+    }
+
+    fn render(self, v3: bool) -> Response {
         let status = self.status();
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let message = self.to_string();
+        let body = if v3 {
+            json!({
+                "code": self.v3_code(),
+                "message": message,
+                "innerError": {"code": self.v3_inner_code(), "message": message},
+            })
+        } else {
+            json!({"error": {"code": self.code(), "message": message}})
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after } => Some(*retry_after),
@@ -148,6 +186,48 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(false)
+    }
+}
+
+/// An [`ApiError`] on a Speech-to-text v3 route: the same status and headers, rendered as
+/// `{"code","message","innerError":{"code","message"}}`.
+#[derive(Debug)]
+pub struct V3Error(pub ApiError);
+
+impl IntoResponse for V3Error {
+    fn into_response(self) -> Response {
+        self.0.render(true)
+    }
+}
+
+impl From<ApiError> for V3Error {
+    fn from(e: ApiError) -> Self {
+        V3Error(e)
+    }
+}
+
+impl From<StoreError> for V3Error {
+    fn from(e: StoreError) -> Self {
+        V3Error(e.into())
+    }
+}
+
+impl From<DatasetError> for V3Error {
+    fn from(e: DatasetError) -> Self {
+        V3Error(e.into())
+    }
+}
+
+impl From<DatasetError> for ApiError {
+    /// A whole upload refused: 400 `InvalidDataset`, with the reason (which names the entry).
+    fn from(e: DatasetError) -> Self {
+        ApiError::bad_request("InvalidDataset", e.to_string())
     }
 }
 
@@ -232,6 +312,18 @@ mod tests {
             assert_eq!(e.status().as_u16(), status, "{e:?}");
             assert_eq!(e.code(), code, "{e:?}");
         }
+        // v3 routes: the top-level code follows the status, the inner one the route's code.
+        let e = ApiError::bad_request("InvalidDataset", "x");
+        assert_eq!(
+            (e.v3_code(), e.v3_inner_code().as_str()),
+            ("InvalidRequest", "InvalidDataset")
+        );
+        let e = ApiError::NotFound("x".into());
+        assert_eq!(
+            (e.v3_code(), e.v3_inner_code().as_str()),
+            ("NotFound", "NotFound")
+        );
+        assert_eq!(ApiError::bad_credentials().v3_code(), "Unauthorized");
         // Internal details never reach the caller.
         assert_eq!(
             ApiError::Internal("secret detail".into()).to_string(),

@@ -1,7 +1,8 @@
 //! One Tandem region, served over HTTP.
 //!
 //! [`router`] builds the whole API from a [`AppState`]: the Azure data-plane routes (STS,
-//! short-audio speech-to-text, text-to-speech, voice list, speaker recognition), the admin API,
+//! short-audio speech-to-text, text-to-speech, voice list, speaker recognition, and Custom Speech
+//! datasets under `/speechtotext/v3.2` and `/v3.1`), the admin API,
 //! and the operations routes (`/healthz`, `/readyz`, `/metrics`). The `tandem` binary opens storage, builds the state
 //! and serves it. Every error leaves through [`ApiError`], the one
 //! place where failures become status codes and Azure error JSON.
@@ -19,7 +20,7 @@ mod routes;
 mod state;
 
 pub use admin::{create_resource, regenerate_key, CreatedResource};
-pub use error::ApiError;
+pub use error::{ApiError, V3Error};
 pub use metrics::Metrics;
 pub use pool::EnginePool;
 pub use replication::{Follower, HttpPairLink, Replication, SpeakerState};

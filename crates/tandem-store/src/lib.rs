@@ -1,6 +1,7 @@
 //! Tandem's storage: where a region keeps its resources and its blobs.
 //!
-//! Metadata (resources, key hashes, limits, speaker profiles and enrollments, and what paired-region
+//! Metadata (resources, key hashes, limits, speaker profiles and enrollments, Custom Speech
+//! [`Asset`]s, and what paired-region
 //! replication reads and writes: see [`replication`]) goes through the [`MetaStore`] trait; today's
 //! backend is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
 //! config change, not a rewrite. Blobs go through [`BlobStore`], a thin layer over the
@@ -16,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+mod asset;
 mod blob;
 pub mod conformance;
 mod error;
@@ -26,6 +28,10 @@ mod speaker;
 mod sqlite;
 mod store;
 
+pub use asset::{
+    asset_blob_prefix, asset_file_key, Asset, AssetKind, AssetPage, AssetStatus, AssetUpdate,
+    NewAsset,
+};
 pub use blob::{BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
 pub use error::{Result, StoreError};
 pub use hlc::HlcClock;
@@ -36,7 +42,7 @@ pub use replication::{
 };
 pub use speaker::{
     enrollment_audio_key, mean_signature, Enrollment, EnrollmentStatus, NewEnrollment, NewProfile,
-    ProfileKind, SpeakerProfile,
+    ProfileKind, SpeakerProfile, TEXT_DEPENDENT_ENROLLMENTS,
 };
 pub use sqlite::{SqliteMetaStore, METADATA_FORMAT_VERSION};
 pub use store::Store;

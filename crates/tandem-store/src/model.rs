@@ -6,6 +6,7 @@ use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
+use crate::{Asset, AssetKind, AssetPage, AssetUpdate, NewAsset};
 use crate::{Enrollment, NewEnrollment, NewProfile, ProfileKind, Result, SpeakerProfile};
 use uuid::Uuid;
 
@@ -160,6 +161,39 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<ResourceSync>;
     /// A digest of every speaker profile and enrollment, tombstones included.
     async fn speaker_digest(&self) -> Result<SpeakerDigest>;
+    /// Creates a Custom Speech asset of a resource, stamped now (`created_at` =
+    /// `last_action_at`). `NotFound` if the resource does not exist; `Conflict` if the id is
+    /// taken. Write the asset's blobs first: once this returns, the asset is listed.
+    async fn create_asset(&self, a: NewAsset) -> Result<Asset>;
+    /// The asset `id` of `resource` and `kind`; `None` if there is none, or it belongs to
+    /// another resource or is of another kind.
+    async fn get_asset(
+        &self,
+        resource: ResourceId,
+        kind: AssetKind,
+        id: Uuid,
+    ) -> Result<Option<Asset>>;
+    /// Up to `top` assets of `resource` and `kind`, ordered by creation time then id, after
+    /// skipping `skip` of them; and how many there are in all.
+    async fn list_assets(
+        &self,
+        resource: ResourceId,
+        kind: AssetKind,
+        skip: u64,
+        top: u32,
+    ) -> Result<AssetPage>;
+    /// Applies `update` to the asset `id` of `resource` and `kind` and sets its
+    /// `last_action_at` to now; returns the updated asset. `NotFound` if there is no such asset.
+    async fn update_asset(
+        &self,
+        resource: ResourceId,
+        kind: AssetKind,
+        id: Uuid,
+        update: AssetUpdate,
+    ) -> Result<Asset>;
+    /// Deletes the asset `id` of `resource` and `kind`; `false` if there was none. Its blobs
+    /// are the caller's to delete (after this, so that no listed asset ever lacks them).
+    async fn delete_asset(&self, resource: ResourceId, kind: AssetKind, id: Uuid) -> Result<bool>;
     /// Cheap round trip to the backend, for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// The format version recorded in the database.

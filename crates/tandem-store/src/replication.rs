@@ -23,8 +23,10 @@
 //!    arrive later) are tombstones. The earliest delete (lowest HLC) is the one recorded.
 //! 5. Totals, signature, status and `updated_at` are recomputed from the live enrollments after
 //!    every change, deterministically (sums in `(created_at, id)` order; `updated_at` is the
-//!    latest of the creation, enrollment, reset and delete times), so two replicas that hold the
-//!    same changes hold byte-identical profiles ([`MetaStore::speaker_digest`](crate::MetaStore::speaker_digest)).
+//!    latest of the creation, enrollment, reset and delete times; a text-dependent profile's
+//!    passphrase is its earliest live enrollment's, and it is `Enrolled` at
+//!    [`TEXT_DEPENDENT_ENROLLMENTS`](crate::TEXT_DEPENDENT_ENROLLMENTS) live enrollments), so
+//!    two replicas that hold the same changes hold byte-identical profiles ([`MetaStore::speaker_digest`](crate::MetaStore::speaker_digest)).
 //!
 //! Nothing is ever physically removed by replication: tombstoned rows stay, so "no enrollment
 //! is ever lost" can be checked after the fact. (Removing a resource, at home or through
@@ -89,6 +91,9 @@ pub struct ReplicatedEnrollment {
     pub audio_key: String,
     /// Its speaker embedding.
     pub embedding: Vec<f32>,
+    /// Text-dependent: the passphrase said. Absent on the wire from builds before format 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
 }
 
 /// What a change did.

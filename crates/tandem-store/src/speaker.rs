@@ -1,4 +1,5 @@
-//! Speaker recognition records: text-independent profiles and their enrollments.
+//! Speaker recognition records: text-independent and text-dependent (passphrase) profiles and
+//! their enrollments.
 //!
 //! A profile belongs to one resource and one service (verification or identification); it is
 //! invisible to every other resource. Enrollments are append-only: a reset or a delete marks
@@ -20,7 +21,13 @@ pub enum ProfileKind {
     /// `/speaker-recognition/identification/text-independent/...`
     #[serde(rename = "text-independent-identification")]
     TextIndependentIdentification,
+    /// `/speaker-recognition/verification/text-dependent/...` (passphrases).
+    #[serde(rename = "text-dependent-verification")]
+    TextDependentVerification,
 }
+
+/// Live enrollments a text-dependent profile needs to be `Enrolled` (Azure's "at least 3").
+pub const TEXT_DEPENDENT_ENROLLMENTS: u32 = 3;
 
 impl ProfileKind {
     /// The stored name, e.g. `text-independent-verification`.
@@ -28,6 +35,7 @@ impl ProfileKind {
         match self {
             ProfileKind::TextIndependentVerification => "text-independent-verification",
             ProfileKind::TextIndependentIdentification => "text-independent-identification",
+            ProfileKind::TextDependentVerification => "text-dependent-verification",
         }
     }
 }
@@ -44,12 +52,14 @@ impl FromStr for ProfileKind {
         match s {
             "text-independent-verification" => Ok(ProfileKind::TextIndependentVerification),
             "text-independent-identification" => Ok(ProfileKind::TextIndependentIdentification),
+            "text-dependent-verification" => Ok(ProfileKind::TextDependentVerification),
             other => Err(format!("unknown profile kind {other:?}")),
         }
     }
 }
 
-/// Where a profile stands: enough voiced speech for a voice signature or not yet.
+/// Where a profile stands: enough voiced speech (text-independent) or enough enrollments
+/// (text-dependent, [`TEXT_DEPENDENT_ENROLLMENTS`]) for a voice signature, or not yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollmentStatus {
     /// Still short of the required speech.
@@ -94,6 +104,9 @@ pub struct SpeakerProfile {
     /// The voice signature: renormalised mean of the live enrollment embeddings; empty when
     /// there are none.
     pub signature: Vec<f32>,
+    /// Text-dependent: the passphrase of the earliest live enrollment (`None` while there is
+    /// none, and always for text-independent profiles).
+    pub passphrase: Option<String>,
 }
 
 /// What [`MetaStore::create_profile`](crate::MetaStore::create_profile) needs.
@@ -126,6 +139,8 @@ pub struct Enrollment {
     pub audio_key: String,
     /// Its speaker embedding (256 values for the GE2E encoder).
     pub embedding: Vec<f32>,
+    /// Text-dependent: the passphrase said (as listed); `None` for text-independent.
+    pub passphrase: Option<String>,
 }
 
 /// What [`MetaStore::add_enrollment`](crate::MetaStore::add_enrollment) needs.
@@ -143,6 +158,8 @@ pub struct NewEnrollment {
     pub audio_key: String,
     /// Its speaker embedding.
     pub embedding: Vec<f32>,
+    /// Text-dependent: the passphrase said (as listed); `None` for text-independent.
+    pub passphrase: Option<String>,
 }
 
 /// The blob key of an enrollment's audio: `speaker/<resource>/<profile>/<enrollment>.wav`.

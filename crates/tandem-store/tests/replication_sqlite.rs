@@ -43,6 +43,7 @@ pair_tests!(
     replication_unknown_resource,
     replication_store_ids,
     replication_log_paging,
+    replication_text_dependent,
 );
 
 #[tokio::test]
@@ -197,7 +198,10 @@ async fn format_2_database_upgrades_and_replicates() {
     }
 
     let a = SqliteMetaStore::open(&url).await.expect("upgrade");
-    assert_eq!(a.schema_version().await.unwrap(), 3);
+    assert_eq!(
+        a.schema_version().await.unwrap(),
+        tandem_store::METADATA_FORMAT_VERSION
+    );
     assert!(!a.store_id().await.unwrap().is_nil());
     let kind = ProfileKind::TextIndependentVerification;
     let live: Vec<Uuid> = a

@@ -175,6 +175,17 @@ pub struct RegionArgs {
     /// Whisper audio_ctx for short clips (0 = full window).
     #[arg(long, env = "TANDEM_WHISPER_AUDIO_CTX")]
     pub whisper_audio_ctx: Option<u32>,
+    /// Hosts a Custom Speech dataset's contentUrl may name (`host` or `host:port`; repeatable,
+    /// or comma-separated in the environment). Replaces the config file's list.
+    #[arg(
+        long = "content-url-allow-host",
+        env = "TANDEM_CONTENT_URL_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub content_url_allow_hosts: Vec<String>,
+    /// Largest Custom Speech dataset upload or contentUrl download, in bytes.
+    #[arg(long, env = "TANDEM_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<usize>,
     /// Metadata database URL (default sqlite://<data-dir>/tandem.db).
     #[arg(long, env = "TANDEM_METADATA_URL")]
     pub metadata_url: Option<String>,
@@ -236,6 +247,12 @@ impl RegionArgs {
         set!(max_body_bytes);
         set!(max_ssml_bytes);
         set!(whisper_audio_ctx);
+        if !self.content_url_allow_hosts.is_empty() {
+            cfg.custom_speech.content_url_allow_hosts = self.content_url_allow_hosts.clone();
+        }
+        if let Some(n) = self.max_upload_bytes {
+            cfg.custom_speech.max_upload_bytes = n;
+        }
         if let Some(u) = &self.metadata_url {
             cfg.storage.metadata_url = Some(u.clone());
         }

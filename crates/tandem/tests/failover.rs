@@ -82,7 +82,14 @@ async fn kill_9_of_the_primary_under_load_fails_no_call() {
         entry(&east, None),
         entry(&central, None),
     ];
-    let file = regions_file(&dir, &entries, "failback_after_ms = 600000\n");
+    // A dead region refuses connections at once, so the per-try timeout plays no part in the
+    // failover; it is generous because six concurrent recognitions on the two surviving regions
+    // (one worker each, on a 2-core machine shared with the test itself) queue for seconds.
+    let file = regions_file(
+        &dir,
+        &entries,
+        "failback_after_ms = 600000\nstt_timeout_ms = 30000\n",
+    );
     let client = TandemClient::new(ClientConfig::from_file(&file).unwrap()).unwrap();
     let gateway = GatewayProcess::start(std::path::Path::new(BIN), &file);
     let clip = biology()[0].clone();

@@ -413,3 +413,30 @@ fn random_bytes_after_a_valid_preamble_never_panic() {
         let _ = decode_wav(&bytes);
     }
 }
+
+#[test]
+fn the_stored_format_is_reported_before_the_mix_down() {
+    let mono = encode_wav_pcm16(&Pcm {
+        sample_rate: 16_000,
+        samples: vec![0.0; 160],
+    });
+    let (pcm, f) = decode_wav_with_format(&mono).unwrap();
+    assert_eq!(pcm.samples.len(), 160);
+    assert_eq!(
+        f,
+        WavFormat {
+            sample_rate: 16_000,
+            channels: 1,
+            bits_per_sample: 16,
+            float: false
+        }
+    );
+    assert!(f.is_azure_training_format());
+    assert_eq!(f.to_string(), "16000 Hz, 1 channel, 16-bit PCM");
+    let stereo_44k = WavFormat {
+        sample_rate: 44_100,
+        channels: 2,
+        ..f
+    };
+    assert!(!stereo_44k.is_azure_training_format());
+}

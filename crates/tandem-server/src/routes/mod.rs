@@ -1,5 +1,6 @@
 //! The route table.
 
+pub(crate) mod custom_speech;
 mod ops;
 mod replication;
 pub(crate) mod speaker;
@@ -18,7 +19,8 @@ use crate::{admin, metrics, ApiError, AppState};
 /// Builds the whole HTTP API of a region.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().max_body_bytes;
-    Router::new()
+    let upload_limit = state.config().custom_speech.max_upload_bytes;
+    let router = Router::new()
         // Azure data plane.
         .route("/sts/v1.0/issueToken", post(sts::issue_token))
         .route("/sts/v1.0/issuetoken", post(sts::issue_token))
@@ -47,13 +49,34 @@ pub fn router(state: AppState) -> Router {
             "/speaker-recognition/{service}/text-independent/profiles/{id}/enrollments",
             post(speaker::enroll),
         )
+        // Speaker recognition (2021-09-05, text-dependent verification: passphrases).
+        .route(
+            "/speaker-recognition/verification/text-dependent/phrases/{locale}",
+            get(speaker::phrases),
+        )
+        .route(
+            "/speaker-recognition/{service}/text-dependent/profiles",
+            get(speaker::td_list).post(speaker::td_create),
+        )
+        .route(
+            "/speaker-recognition/{service}/text-dependent/profiles/{id}",
+            get(speaker::td_get)
+                .delete(speaker::td_delete)
+                .post(speaker::td_verb),
+        )
+        .route(
+            "/speaker-recognition/{service}/text-dependent/profiles/{id}/enrollments",
+            post(speaker::td_enroll),
+        )
         // Inter-region and discovery.
         .route(crate::replication::PULL_PATH, get(replication::pull))
         .route(
             crate::replication::DISCOVERY_PATH,
             get(replication::discovery),
         )
-        .route("/readyz/speaker", get(replication::readyz_speaker))
+        .route("/readyz/speaker", get(replication::readyz_speaker));
+    // Custom Speech (Speech-to-text v3.2, and the v3.1 aliases).
+    custom_speech::routes(router, upload_limit)
         // Admin.
         .route("/admin/v1/replication", get(replication::status))
         .route("/admin/v1/resources", get(admin::list).post(admin::create))

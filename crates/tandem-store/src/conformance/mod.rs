@@ -8,12 +8,14 @@
 //! The `replication_*` checks take the two stores of a region pair and need a fresh pair each
 //! (they compare whole-store digests); `tests/replication_sqlite.rs` runs them.
 
+mod assets;
 mod blob;
 mod meta;
 mod replication;
 mod speaker;
 mod updates;
 
+pub use assets::{assets_crud, assets_paging, assets_tenant_isolation};
 pub use blob::{
     blob_invalid_keys, blob_large, blob_list_prefix, blob_overwrite, blob_put_get_list_delete,
 };
@@ -23,9 +25,12 @@ pub use meta::{
 pub use replication::{
     replication_idempotent, replication_log_paging, replication_partition_converges,
     replication_resource_sync, replication_ships_log, replication_store_ids,
-    replication_unknown_resource,
+    replication_text_dependent, replication_unknown_resource,
 };
-pub use speaker::{speaker_enrollments_and_reset, speaker_profile_crud, speaker_tenant_isolation};
+pub use speaker::{
+    speaker_enrollments_and_reset, speaker_profile_crud, speaker_tenant_isolation,
+    speaker_text_dependent_round_trip,
+};
 pub use updates::{
     concurrency_limit_update, concurrent_writers, duplicate_key_conflicts, key_rotation,
 };
@@ -47,6 +52,10 @@ pub async fn run_all(store: &Store) {
     speaker_profile_crud(store).await;
     speaker_enrollments_and_reset(store).await;
     speaker_tenant_isolation(store).await;
+    speaker_text_dependent_round_trip(store).await;
+    assets_crud(store).await;
+    assets_paging(store).await;
+    assets_tenant_isolation(store).await;
     blob_put_get_list_delete(store).await;
     blob_overwrite(store).await;
     blob_list_prefix(store).await;

@@ -44,6 +44,7 @@ fn enrollment(r: &Resource, profile: Uuid, speech: f64, emb: usize) -> NewEnroll
         speech_secs: speech,
         audio_key: enrollment_audio_key(r.id, profile, id),
         embedding: axis(emb),
+        passphrase: None,
     }
 }
 
@@ -633,4 +634,61 @@ pub async fn replication_log_paging(a: &Store, b: &Store) {
     assert_eq!(b_log.len(), 1, "only B's own change");
     assert!(matches!(&b_log[0].op, SpeakerOp::Enroll { enrollment } if enrollment.id == local.id));
     assert!(b_log[0].hlc > all[6].hlc, "B's clock observed A's changes");
+}
+
+/// A text-dependent profile with its passphrase crosses to the pair (through the JSON wire
+/// form): same digest, `Enrolled` with the same passphrase on B; a reset on B crosses back and
+/// clears the passphrase on A.
+pub async fn replication_text_dependent(a: &Store, b: &Store) {
+    const TD: ProfileKind = ProfileKind::TextDependentVerification;
+    let (ra, rb) = (fresh_region("tda"), fresh_region("tdb"));
+    let r = a
+        .meta
+        .create_resource(new_resource(&ra, "passphrases"))
+        .await
+        .expect("resource");
+    let p = a.meta.create_profile(new_profile(&r, TD)).await.unwrap();
+    let phrase = "be yourself everyone else is already taken";
+    for i in 0..crate::TEXT_DEPENDENT_ENROLLMENTS as usize {
+        let e = NewEnrollment {
+            passphrase: Some(phrase.into()),
+            ..enrollment(&r, p.id, 1.2, i)
+        };
+        a.meta.add_enrollment(r.id, TD, e, REQUIRED).await.unwrap();
+    }
+    let at_a = a.meta.get_profile(r.id, TD, p.id).await.unwrap().unwrap();
+    assert_eq!(at_a.status, EnrollmentStatus::Enrolled);
+
+    sync(a, b, &ra).await;
+    let log = a.meta.speaker_changes(0, 100).await.unwrap();
+    let wire = serde_json::to_string(&log).expect("serialize");
+    assert!(wire.contains(phrase), "the passphrase travels");
+    let log: Vec<crate::SpeakerChange> = serde_json::from_str(&wire).expect("deserialize");
+    let cursor = Cursor {
+        store_id: a.meta.store_id().await.unwrap(),
+        seq: log.last().unwrap().seq,
+    };
+    b.meta
+        .apply_speaker_changes(&ra, cursor, &log, REQUIRED)
+        .await
+        .expect("apply");
+    let (da, db) = digests(a, b).await;
+    assert_eq!(da, db, "B holds exactly A's text-dependent data");
+    let at_b = b.meta.get_profile(r.id, TD, p.id).await.unwrap().unwrap();
+    assert_eq!(at_b, at_a, "B serves the profile exactly as A does");
+    assert_eq!(at_b.passphrase.as_deref(), Some(phrase));
+    assert_eq!(
+        b.meta.list_enrollments(r.id, TD, p.id).await.unwrap(),
+        a.meta.list_enrollments(r.id, TD, p.id).await.unwrap()
+    );
+
+    // A reset taken by B (failover) comes back to A.
+    next_millisecond().await;
+    b.meta.reset_profile(r.id, TD, p.id).await.unwrap();
+    ship(b, a, &rb).await;
+    let (da, db) = digests(a, b).await;
+    assert_eq!(da, db, "the reset converges");
+    let at_a = a.meta.get_profile(r.id, TD, p.id).await.unwrap().unwrap();
+    assert_eq!(at_a.passphrase, None);
+    assert_eq!(at_a.status, EnrollmentStatus::Enrolling);
 }

@@ -5,11 +5,12 @@ use uuid::Uuid;
 use super::{fresh_region, new_resource};
 use crate::{
     enrollment_audio_key, EnrollmentStatus, NewEnrollment, NewProfile, ProfileKind, Resource,
-    Store, StoreError,
+    Store, StoreError, TEXT_DEPENDENT_ENROLLMENTS,
 };
 
 const VERIFY: ProfileKind = ProfileKind::TextIndependentVerification;
 const IDENTIFY: ProfileKind = ProfileKind::TextIndependentIdentification;
+const PASSPHRASE: ProfileKind = ProfileKind::TextDependentVerification;
 
 async fn resource(store: &Store, tag: &str) -> Resource {
     let region = fresh_region(tag);
@@ -45,6 +46,7 @@ fn enrollment(r: &Resource, profile: Uuid, speech: f64, emb: Vec<f32>) -> NewEnr
         speech_secs: speech,
         audio_key: enrollment_audio_key(r.id, profile, id),
         embedding: emb,
+        passphrase: None,
     }
 }
 
@@ -226,4 +228,103 @@ pub async fn speaker_tenant_isolation(store: &Store) {
     // Deleting the resource takes its profiles with it.
     assert!(m.delete_resource(owner.id).await.unwrap());
     assert_eq!(m.get_profile(owner.id, VERIFY, p.id).await.unwrap(), None);
+}
+
+/// A text-dependent profile: its own kind, `Enrolled` at [`TEXT_DEPENDENT_ENROLLMENTS`] live
+/// enrollments whatever their speech, the passphrase is the earliest live enrollment's, an
+/// enrollment with another passphrase is a conflict (and not stored), and reset clears it all.
+pub async fn speaker_text_dependent_round_trip(store: &Store) {
+    let m = &store.meta;
+    let r = resource(store, "sptd").await;
+    let p = m.create_profile(new_profile(&r, PASSPHRASE)).await.unwrap();
+    assert_eq!(p.kind, PASSPHRASE);
+    assert_eq!(p.passphrase, None);
+    assert_eq!(
+        m.get_profile(r.id, VERIFY, p.id).await.unwrap(),
+        None,
+        "a text-dependent profile is invisible to text-independent verification"
+    );
+    let phrase = "my voice is my passport, verify me";
+    let said = |speech: f64, axis_: usize, text: &str| NewEnrollment {
+        passphrase: Some(text.to_owned()),
+        ..enrollment(&r, p.id, speech, axis(axis_))
+    };
+    let mut last = None;
+    for i in 0..TEXT_DEPENDENT_ENROLLMENTS as usize {
+        let got = m
+            .add_enrollment(r.id, PASSPHRASE, said(1.5, i, phrase), 20.0)
+            .await
+            .expect("enroll");
+        assert_eq!(got.passphrase.as_deref(), Some(phrase));
+        assert_eq!(got.enrollments_count as usize, i + 1);
+        let want = if i + 1 < TEXT_DEPENDENT_ENROLLMENTS as usize {
+            EnrollmentStatus::Enrolling
+        } else {
+            EnrollmentStatus::Enrolled
+        };
+        assert_eq!(
+            got.status,
+            want,
+            "after {} enrollments (4.5 s of speech)",
+            i + 1
+        );
+        last = Some(got);
+    }
+    let last = last.unwrap();
+    assert_eq!(
+        m.get_profile(r.id, PASSPHRASE, p.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&last),
+        "get returns what the last enrollment did"
+    );
+    let list = m.list_enrollments(r.id, PASSPHRASE, p.id).await.unwrap();
+    assert!(list.iter().all(|e| e.passphrase.as_deref() == Some(phrase)));
+
+    let other = m
+        .add_enrollment(
+            r.id,
+            PASSPHRASE,
+            said(1.5, 9, "my password is not your business"),
+            20.0,
+        )
+        .await;
+    assert!(
+        matches!(other, Err(StoreError::Conflict { .. })),
+        "another passphrase: {other:?}"
+    );
+    assert_eq!(
+        m.list_enrollments(r.id, PASSPHRASE, p.id)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "the refused enrollment is not stored"
+    );
+
+    m.reset_profile(r.id, PASSPHRASE, p.id)
+        .await
+        .expect("reset");
+    let reset = m
+        .get_profile(r.id, PASSPHRASE, p.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reset.passphrase, None, "reset removes the passphrase");
+    assert_eq!(reset.status, EnrollmentStatus::Enrolling);
+    assert_eq!(reset.enrollments_count, 0);
+    let again = m
+        .add_enrollment(
+            r.id,
+            PASSPHRASE,
+            said(1.5, 5, "my password is not your business"),
+            20.0,
+        )
+        .await
+        .expect("a new passphrase after reset");
+    assert_eq!(
+        again.passphrase.as_deref(),
+        Some("my password is not your business")
+    );
 }

@@ -18,13 +18,13 @@ impl SqliteMetaStore {
         let profiles = sqlx::query(
             "SELECT id, resource_id, kind, locale, created_at, hlc, reset_hlc, reset_at, \
              deleted_hlc, deleted_at, status, enrollments_count, enrollments_secs, speech_secs, \
-             signature, updated_at FROM speaker_profiles ORDER BY id",
+             signature, updated_at, passphrase FROM speaker_profiles ORDER BY id",
         )
         .fetch_all(&mut *tx)
         .await?;
         let enrollments = sqlx::query(
             "SELECT id, profile_id, created_at, hlc, deleted_at, audio_secs, speech_secs, \
-             audio_key, embedding FROM speaker_enrollments ORDER BY id",
+             audio_key, embedding, passphrase FROM speaker_enrollments ORDER BY id",
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -56,6 +56,7 @@ impl SqliteMetaStore {
             canon.f64(p.try_get("speech_secs")?);
             canon.bytes(&signature.unwrap_or_default());
             canon.str(&p.try_get::<String, _>("updated_at")?);
+            canon.opt_str(p.try_get("passphrase")?);
             digest.profiles += 1;
             digest.live_profiles += u64::from(deleted_hlc.is_none());
         }
@@ -71,6 +72,7 @@ impl SqliteMetaStore {
             canon.f64(e.try_get("speech_secs")?);
             canon.str(&e.try_get::<String, _>("audio_key")?);
             canon.bytes(&e.try_get::<Vec<u8>, _>("embedding")?);
+            canon.opt_str(e.try_get("passphrase")?);
             digest.enrollments += 1;
             digest.live_enrollments += u64::from(live);
         }

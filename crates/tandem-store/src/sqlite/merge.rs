@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::speaker::{corrupt, live_enrollments, row_to_enrollment, ENROLLMENT_COLUMNS};
 use crate::speaker::f32s_to_bytes;
-use crate::{mean_signature, Enrollment, EnrollmentStatus, Hlc, Result, StoreError};
+use crate::{
+    mean_signature, Enrollment, EnrollmentStatus, Hlc, ProfileKind, Result, StoreError,
+    TEXT_DEPENDENT_ENROLLMENTS,
+};
 
 /// An HLC as stored (SQL INTEGER is signed 64-bit; real stamps stay far below `i64::MAX`).
 pub(super) fn hlc_sql(h: Hlc) -> Result<i64> {
@@ -99,7 +102,9 @@ pub(super) async fn tombstone_dead(
 
 /// Recomputes a profile's totals, signature, status and `updated_at` from its rows alone, so two
 /// replicas holding the same rows compute the same bytes: sums in `(created_at, id)` order;
-/// `Enrolled` iff there are live enrollments with at least `required_speech_secs` of speech;
+/// `Enrolled` iff there are live enrollments with at least `required_speech_secs` of speech
+/// (text-dependent: iff there are [`TEXT_DEPENDENT_ENROLLMENTS`], and the passphrase is the
+/// earliest live enrollment's);
 /// `updated_at` the latest of the creation, enrollment, reset and delete times. `required` is
 /// remembered on the profile; `None` uses the remembered one (none yet: `Enrolling`).
 pub(super) async fn refresh_totals(
@@ -109,7 +114,7 @@ pub(super) async fn refresh_totals(
 ) -> Result<()> {
     let live = live_enrollments(tx, id).await?;
     let row = sqlx::query(
-        "SELECT p.created_at, p.reset_at, p.deleted_at, p.required_speech_secs, \
+        "SELECT p.kind, p.created_at, p.reset_at, p.deleted_at, p.required_speech_secs, \
          (SELECT max(e.created_at) FROM speaker_enrollments e WHERE e.profile_id = p.id) \
              AS last_enrolled \
          FROM speaker_profiles p WHERE p.id = $1",
@@ -133,15 +138,23 @@ pub(super) async fn refresh_totals(
     let audio: f64 = live.iter().map(|e| e.audio_secs).sum();
     let speech: f64 = live.iter().map(|e| e.speech_secs).sum();
     let signature = mean_signature(live.iter().map(|e| e.embedding.as_slice()));
-    let status = if !live.is_empty() && speech >= required {
+    let kind: String = row.try_get("kind")?;
+    let text_dependent = kind == ProfileKind::TextDependentVerification.as_str();
+    let enrolled = if text_dependent {
+        live.len() >= TEXT_DEPENDENT_ENROLLMENTS as usize
+    } else {
+        !live.is_empty() && speech >= required
+    };
+    let status = if enrolled {
         EnrollmentStatus::Enrolled
     } else {
         EnrollmentStatus::Enrolling
     };
+    let passphrase = live.first().and_then(|e| e.passphrase.clone());
     sqlx::query(
         "UPDATE speaker_profiles SET enrollments_count = $1, enrollments_secs = $2, \
          speech_secs = $3, status = $4, signature = $5, updated_at = $6, \
-         required_speech_secs = $7 WHERE id = $8",
+         required_speech_secs = $7, passphrase = $9 WHERE id = $8",
     )
     .bind(live.len() as i64)
     .bind(audio)
@@ -151,6 +164,7 @@ pub(super) async fn refresh_totals(
     .bind(updated_at)
     .bind(required.is_finite().then_some(required))
     .bind(id.to_string())
+    .bind(passphrase)
     .execute(&mut **tx)
     .await?;
     Ok(())

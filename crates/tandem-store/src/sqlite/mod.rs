@@ -16,6 +16,7 @@ use tandem_core::{RegionName, ResourceId};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+mod asset;
 mod digest;
 mod merge;
 mod queries;
@@ -25,7 +26,7 @@ mod speaker;
 use crate::{HlcClock, MetaStore, Resource, Result, StoreError};
 
 /// The metadata format version this build writes and the newest it reads.
-pub const METADATA_FORMAT_VERSION: u32 = 3;
+pub const METADATA_FORMAT_VERSION: u32 = 5;
 
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";
 

@@ -12,6 +12,7 @@ use super::{conflict_or, format_time, row_to_resource, SqliteMetaStore, RESOURCE
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
+use crate::{Asset, AssetKind, AssetPage, AssetUpdate, NewAsset};
 use crate::{
     Enrollment, MetaStore, NewEnrollment, NewProfile, NewResource, ProfileKind, Resource, Result,
     SpeakerProfile, StoreError,
@@ -150,6 +151,43 @@ impl MetaStore for SqliteMetaStore {
         let slot: String = row.try_get("slot")?;
         let slot = KeySlot::from_str(&slot).map_err(StoreError::db)?;
         Ok(Some((row_to_resource(&row)?, slot)))
+    }
+
+    async fn create_asset(&self, a: NewAsset) -> Result<Asset> {
+        self.as_create(a).await
+    }
+
+    async fn get_asset(
+        &self,
+        resource: ResourceId,
+        kind: AssetKind,
+        id: Uuid,
+    ) -> Result<Option<Asset>> {
+        self.as_get(resource, kind, id).await
+    }
+
+    async fn list_assets(
+        &self,
+        resource: ResourceId,
+        kind: AssetKind,
+        skip: u64,
+        top: u32,
+    ) -> Result<AssetPage> {
+        self.as_list(resource, kind, skip, top).await
+    }
+
+    async fn update_asset(
+        &self,
+        resource: ResourceId,
+        kind: AssetKind,
+        id: Uuid,
+        update: AssetUpdate,
+    ) -> Result<Asset> {
+        self.as_update(resource, kind, id, update).await
+    }
+
+    async fn delete_asset(&self, resource: ResourceId, kind: AssetKind, id: Uuid) -> Result<bool> {
+        self.as_delete(resource, kind, id).await
     }
 
     async fn create_profile(&self, p: NewProfile) -> Result<SpeakerProfile> {

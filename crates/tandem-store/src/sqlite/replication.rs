@@ -64,7 +64,7 @@ impl SqliteMetaStore {
         let rows = sqlx::query(
             "SELECT c.seq, c.hlc, c.at, c.op, p.id, p.resource_id, p.kind, p.locale, \
              p.created_at, p.hlc AS p_hlc, e.id AS e_id, e.created_at AS e_created_at, \
-             e.hlc AS e_hlc, e.audio_secs, e.speech_secs, e.audio_key, e.embedding \
+             e.hlc AS e_hlc, e.audio_secs, e.speech_secs, e.audio_key, e.embedding, e.passphrase \
              FROM speaker_changes c JOIN speaker_profiles p ON p.id = c.profile_id \
              LEFT JOIN speaker_enrollments e ON e.id = c.enrollment_id \
              WHERE c.seq > $1 ORDER BY c.seq LIMIT $2",
@@ -320,9 +320,9 @@ async fn insert_enrollment(
     let done = sqlx::query(
         "INSERT INTO speaker_enrollments \
          (id, profile_id, created_at, audio_secs, speech_secs, audio_key, embedding, hlc, \
-          deleted_at) \
+          deleted_at, passphrase) \
          SELECT $1, p.id, $2, $3, $4, $5, $6, $7, \
-             CASE WHEN p.deleted_hlc IS NOT NULL OR $7 <= p.reset_hlc THEN $8 ELSE NULL END \
+             CASE WHEN p.deleted_hlc IS NOT NULL OR $7 <= p.reset_hlc THEN $8 ELSE NULL END, $10 \
          FROM speaker_profiles p WHERE p.id = $9 \
          ON CONFLICT (id) DO NOTHING",
     )
@@ -335,6 +335,7 @@ async fn insert_enrollment(
     .bind(hlc_sql(e.hlc)?)
     .bind(now)
     .bind(profile.to_string())
+    .bind(&e.passphrase)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
@@ -403,6 +404,7 @@ fn row_to_change(row: &SqliteRow) -> Result<Option<SpeakerChange>> {
                     speech_secs: row.try_get("speech_secs")?,
                     audio_key: row.try_get("audio_key")?,
                     embedding: bytes_to_f32s(&emb).ok_or_else(|| corrupt("embedding", "length"))?,
+                    passphrase: row.try_get("passphrase")?,
                 },
             }
         }

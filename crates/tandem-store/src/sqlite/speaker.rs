@@ -25,9 +25,10 @@ use crate::{
 };
 
 const PROFILE_COLUMNS: &str = "p.id, p.resource_id, p.kind, p.locale, p.created_at, p.updated_at, \
-     p.enrollments_count, p.enrollments_secs, p.speech_secs, p.status, p.signature";
+     p.enrollments_count, p.enrollments_secs, p.speech_secs, p.status, p.signature, p.passphrase";
 pub(super) const ENROLLMENT_COLUMNS: &str =
-    "e.id, e.profile_id, e.created_at, e.audio_secs, e.speech_secs, e.audio_key, e.embedding";
+    "e.id, e.profile_id, e.created_at, e.audio_secs, e.speech_secs, e.audio_key, e.embedding, \
+     e.passphrase";
 /// A live profile of one resource and kind: `$1` resource, `$2` kind, `$3` id.
 const OWNED: &str = "p.resource_id = $1 AND p.kind = $2 AND p.id = $3 AND p.deleted_at IS NULL";
 
@@ -119,9 +120,9 @@ impl SqliteMetaStore {
         let sql = format!(
             "INSERT INTO speaker_enrollments \
              (id, profile_id, created_at, audio_secs, speech_secs, audio_key, embedding, hlc, \
-              deleted_at) \
+              deleted_at, passphrase) \
              SELECT $4, p.id, $5, $6, $7, $8, $9, $10, \
-                 CASE WHEN $10 <= p.reset_hlc THEN $5 ELSE NULL END \
+                 CASE WHEN $10 <= p.reset_hlc THEN $5 ELSE NULL END, $11 \
              FROM speaker_profiles p WHERE {OWNED}"
         );
         let done = sqlx::query(&sql)
@@ -135,6 +136,7 @@ impl SqliteMetaStore {
             .bind(&e.audio_key)
             .bind(f32s_to_bytes(&e.embedding))
             .bind(hlc_sql(hlc)?)
+            .bind(&e.passphrase)
             .execute(&mut *tx)
             .await
             .map_err(|err| super::conflict_or(err, || format!("enrollment {}", e.id)))?;
@@ -152,9 +154,21 @@ impl SqliteMetaStore {
         )
         .await?;
         refresh_totals(&mut tx, e.profile_id, Some(required_speech_secs)).await?;
-        let profile = fetch_profile(&mut tx, resource, kind, e.profile_id).await?;
+        let profile = fetch_profile(&mut tx, resource, kind, e.profile_id)
+            .await?
+            .ok_or_else(|| not_found(e.profile_id))?;
+        // A text-dependent profile keeps one passphrase: an enrollment that raced another with
+        // a different phrase (the caller checked before it embedded) is refused, not stored.
+        if kind == ProfileKind::TextDependentVerification && profile.passphrase != e.passphrase {
+            return Err(StoreError::Conflict {
+                what: format!(
+                    "enrollment {}: profile {} has another passphrase",
+                    e.id, e.profile_id
+                ),
+            });
+        }
         tx.commit().await?;
-        profile.ok_or_else(|| not_found(e.profile_id))
+        Ok(profile)
     }
 
     pub(super) async fn sp_list_enrollments(
@@ -313,6 +327,7 @@ fn row_to_profile(row: &SqliteRow) -> Result<SpeakerProfile> {
             Some(b) => bytes_to_f32s(&b).ok_or_else(|| corrupt("signature", "length"))?,
             None => Vec::new(),
         },
+        passphrase: row.try_get("passphrase")?,
     })
 }
 
@@ -326,5 +341,6 @@ pub(super) fn row_to_enrollment(row: &SqliteRow) -> Result<Enrollment> {
         speech_secs: row.try_get("speech_secs")?,
         audio_key: row.try_get("audio_key")?,
         embedding: bytes_to_f32s(&emb).ok_or_else(|| corrupt("embedding", "length"))?,
+        passphrase: row.try_get("passphrase")?,
     })
 }

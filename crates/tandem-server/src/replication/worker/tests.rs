@@ -342,6 +342,7 @@ async fn inconsistent_answers_are_refused() {
             speech_secs: 1.0,
             audio_key: "../../etc/passwd".into(),
             embedding: vec![0.0; 4],
+            passphrase: None,
         },
     };
     bad_key.audio = Some("AAAA".into());

@@ -26,12 +26,12 @@ use crate::auth::SpeakerCaller as Caller;
 use crate::routes::read_body;
 use crate::{ApiError, AppState};
 
-/// Longest audio accepted by any speaker operation, seconds.
+/// Longest audio accepted by any text-independent operation, seconds.
 const MAX_AUDIO_SECS: f64 = 120.0;
 /// Total enrollment audio a profile may hold, seconds (403 beyond).
 const MAX_TOTAL_ENROLLMENT_SECS: f64 = 300.0;
 /// Most enrollments a profile may hold (403 beyond).
-const MAX_ENROLLMENTS: u32 = 50;
+pub(super) const MAX_ENROLLMENTS: u32 = 50;
 /// Least voiced speech in any audio (an enrollment, or a verify/identify with
 /// `ignoreMinLength=true`), seconds.
 const MIN_SPEECH_SECS: f64 = 1.0;
@@ -41,14 +41,36 @@ const MAX_CANDIDATES: usize = 50;
 const RANKING: usize = 5;
 
 /// Checked audio: the WAV bytes, decoded samples, and their lengths.
-struct Audio {
-    bytes: bytes::Bytes,
-    pcm: Pcm,
-    secs: f64,
-    speech_secs: f64,
+pub(super) struct Audio {
+    pub(super) bytes: bytes::Bytes,
+    pub(super) pcm: Pcm,
+    pub(super) secs: f64,
+    pub(super) speech_secs: f64,
 }
 
-fn encoder(state: &AppState) -> Result<Arc<SpeakerEncoder>, ApiError> {
+/// What [`read_audio`] accepts, seconds.
+#[derive(Clone, Copy)]
+pub(super) struct Limits {
+    /// Least audio (0 for no minimum).
+    pub(super) min_secs: f64,
+    /// Most audio.
+    pub(super) max_secs: f64,
+    /// Least voiced speech.
+    pub(super) min_speech: f64,
+}
+
+impl Limits {
+    /// Text-independent: at most [`MAX_AUDIO_SECS`], at least `min_speech` of speech.
+    fn text_independent(min_speech: f64) -> Self {
+        Self {
+            min_secs: 0.0,
+            max_secs: MAX_AUDIO_SECS,
+            min_speech,
+        }
+    }
+}
+
+pub(super) fn encoder(state: &AppState) -> Result<Arc<SpeakerEncoder>, ApiError> {
     state
         .engines()
         .map(|e| e.speaker.clone())
@@ -64,13 +86,18 @@ pub(super) async fn read_all(state: &AppState, body: Body) -> Result<bytes::Byte
     read_body(body, state.config().max_body_bytes, "audio").await
 }
 
-/// Checks the audio; `min_speech` is the voiced speech required, seconds.
-async fn read_audio(
+/// Checks the audio: a WAV within `limits`.
+pub(super) async fn read_audio(
     state: &AppState,
     headers: &HeaderMap,
     bytes: bytes::Bytes,
-    min_speech: f64,
+    limits: Limits,
 ) -> Result<Audio, ApiError> {
+    let Limits {
+        min_secs,
+        max_secs,
+        min_speech,
+    } = limits;
     if let Some(ct) = headers.get("content-type").and_then(|v| v.to_str().ok()) {
         let ct = ct.to_ascii_lowercase();
         if !(ct.contains("wav") || ct.contains("pcm") || ct.contains("octet-stream")) {
@@ -81,10 +108,16 @@ async fn read_audio(
     }
     let pcm = decode_wav(&bytes)?;
     let secs = pcm.duration_secs();
-    if secs > MAX_AUDIO_SECS {
+    if secs > max_secs {
         return Err(ApiError::bad_request(
             "InvalidRequest",
-            format!("Audio is too long: {secs:.1} s, at most {MAX_AUDIO_SECS} s are accepted."),
+            format!("Audio is too long: {secs:.1} s, at most {max_secs} s are accepted."),
+        ));
+    }
+    if secs < min_secs {
+        return Err(ApiError::bad_request(
+            "InvalidRequest",
+            format!("Audio is too short: {secs:.2} s, at least {min_secs} s needed."),
         ));
     }
     let (speech_secs, pcm) = state
@@ -116,12 +149,12 @@ fn min_speech(q: &Params) -> f64 {
     }
 }
 
-async fn embed(state: &AppState, pcm: Pcm) -> Result<Embedding, ApiError> {
+pub(super) async fn embed(state: &AppState, pcm: Pcm) -> Result<Embedding, ApiError> {
     let enc = encoder(state)?;
     Ok(state.stt_pool().run(move || enc.embed(&pcm)).await??)
 }
 
-fn round4(x: f32) -> f64 {
+pub(super) fn round4(x: f32) -> f64 {
     (f64::from(x) * 10_000.0).round() / 10_000.0
 }
 
@@ -145,7 +178,13 @@ pub(crate) async fn enroll(
         .await?
         .ok_or_else(profile_not_found)?;
     encoder(&state)?;
-    let audio = read_audio(&state, &headers, bytes, MIN_SPEECH_SECS).await?;
+    let audio = read_audio(
+        &state,
+        &headers,
+        bytes,
+        Limits::text_independent(MIN_SPEECH_SECS),
+    )
+    .await?;
     if profile.enrollments_count >= MAX_ENROLLMENTS {
         return Err(ApiError::Refused {
             code: "InvalidOperation",
@@ -175,6 +214,7 @@ pub(crate) async fn enroll(
                 speech_secs: audio.speech_secs,
                 audio_key: key.clone(),
                 embedding: embedding.0,
+                passphrase: None,
             },
             REQUIRED_SPEECH_SECS,
         )
@@ -220,7 +260,13 @@ pub(super) async fn verify(
             "Profile is not enrolled.",
         ));
     }
-    let audio = read_audio(&state, &headers, bytes, min_speech(&q)).await?;
+    let audio = read_audio(
+        &state,
+        &headers,
+        bytes,
+        Limits::text_independent(min_speech(&q)),
+    )
+    .await?;
     let probe = embed(&state, audio.pcm).await?;
     let score = probe.cosine(&Embedding(profile.signature));
     let result = if score >= THRESHOLD {
@@ -287,7 +333,13 @@ pub(crate) async fn identify(
             "All candidate profiles must have the same locale.",
         ));
     }
-    let audio = read_audio(&state, &headers, bytes, min_speech(&q)).await?;
+    let audio = read_audio(
+        &state,
+        &headers,
+        bytes,
+        Limits::text_independent(min_speech(&q)),
+    )
+    .await?;
     let probe = embed(&state, audio.pcm).await?;
     let mut ranking: Vec<(Uuid, f32)> = profiles
         .into_iter()
