@@ -36,6 +36,29 @@ pub trait Recognizer: Send + Sync {
     fn supports_language(&self, language: &str) -> bool;
     /// Recognizes 16 kHz mono audio.
     fn recognize(&self, pcm_16k: &[f32], opts: &RecognizeOptions) -> Result<Recognition>;
+    /// The token vocabulary that [`AdaptedModel::train`] needs, when this engine can be adapted.
+    fn vocabulary(&self) -> Option<&dyn Vocabulary> {
+        None
+    }
+    /// Recognizes with a language-adapted model (Custom Speech); `None` is
+    /// [`Recognizer::recognize`]. Engines that cannot be adapted refuse a model.
+    fn recognize_with_model(
+        &self,
+        pcm_16k: &[f32],
+        opts: &RecognizeOptions,
+        adapted: Option<&AdaptedModel>,
+    ) -> Result<Recognition> {
+        match adapted {
+            None => self.recognize(pcm_16k, opts),
+            Some(m) => Err(EngineError::BadModel {
+                name: self.name().to_owned(),
+                reason: format!(
+                    "this engine cannot use a model adapted for {}",
+                    m.base_model()
+                ),
+            }),
+        }
+    }
 }
 
 /// Sample rate Whisper expects.
@@ -350,6 +373,19 @@ impl Recognizer for WhisperRecognizer {
 
     fn recognize(&self, pcm_16k: &[f32], opts: &RecognizeOptions) -> Result<Recognition> {
         self.recognize_adapted(pcm_16k, opts, None)
+    }
+
+    fn vocabulary(&self) -> Option<&dyn Vocabulary> {
+        Some(self)
+    }
+
+    fn recognize_with_model(
+        &self,
+        pcm_16k: &[f32],
+        opts: &RecognizeOptions,
+        adapted: Option<&AdaptedModel>,
+    ) -> Result<Recognition> {
+        self.recognize_adapted(pcm_16k, opts, adapted)
     }
 }
 

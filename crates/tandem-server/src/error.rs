@@ -59,6 +59,9 @@ pub enum ApiError {
     /// A name is already taken.
     #[error("{0}")]
     Conflict(String),
+    /// The entity is used by another and cannot be deleted (v3 `InUseViolation`).
+    #[error("{0}")]
+    InUse(String),
     /// The region is overloaded or not ready; retry after a while.
     #[error("{message}")]
     Unavailable {
@@ -106,7 +109,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::InUse(_) => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } | ApiError::UsePair(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -118,7 +121,7 @@ impl ApiError {
                 (*code).to_owned()
             }
             ApiError::NotFound(_) => "NotFound".into(),
-            ApiError::Conflict(_) => "Conflict".into(),
+            ApiError::Conflict(_) | ApiError::InUse(_) => "Conflict".into(),
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge".into(),
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType".into(),
             ApiError::Unavailable { .. } | ApiError::UsePair(_) => "ServiceUnavailable".into(),
@@ -151,6 +154,7 @@ impl ApiError {
                 (*code).to_owned()
             }
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge".into(),
+            ApiError::InUse(_) => "InUseViolation".into(),
             other => other.v3_code().to_owned(),
         }
     }

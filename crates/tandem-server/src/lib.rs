@@ -13,6 +13,7 @@ mod admin;
 mod auth;
 mod error;
 mod metrics;
+mod model_cache;
 mod pool;
 mod quota;
 pub mod replication;

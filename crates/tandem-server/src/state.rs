@@ -7,6 +7,7 @@ use tandem_engines::tts::TtsEngine;
 use tandem_engines::{Recognizer, SpeakerEncoder};
 use tandem_store::Store;
 
+use crate::model_cache::{ModelCache, MODEL_CACHE_CAPACITY};
 use crate::replication::Replication;
 use crate::{quota::Quotas, EnginePool, Metrics};
 
@@ -37,6 +38,7 @@ struct Inner {
     quotas: Quotas,
     metrics: Metrics,
     replication: Arc<Replication>,
+    custom_models: ModelCache,
 }
 
 /// Everything [`AppState::new`] assembles.
@@ -87,6 +89,7 @@ impl AppState {
                 quotas: Quotas::default(),
                 metrics,
                 replication,
+                custom_models: ModelCache::new(MODEL_CACHE_CAPACITY),
             }),
         }
     }
@@ -148,5 +151,10 @@ impl AppState {
     /// Paired-region replication and the speaker service's state.
     pub fn replication(&self) -> &Arc<Replication> {
         &self.inner.replication
+    }
+
+    /// Parsed Custom Speech models of deployed endpoints.
+    pub(crate) fn custom_models(&self) -> &ModelCache {
+        &self.inner.custom_models
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! The flow: authenticate (and take a quota slot), read the WAV (whole or chunked) under the
 //! body limit, decode and resample to 16 kHz mono, refuse audio over the limit, find speech
-//! with the VAD (none → `InitialSilenceTimeout`), recognize on the bounded worker pool, and
-//! answer in Azure's simple or detailed shape.
+//! with the VAD (none → `InitialSilenceTimeout`), recognize on the bounded worker pool (with the
+//! Custom Speech model of `?cid=<endpoint>` when given), and answer in Azure's simple or
+//! detailed shape.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,6 +18,7 @@ use tandem_audio::{decode_wav, detect_speech, resample};
 use tandem_engines::text::{azure_forms, Profanity};
 use tandem_engines::RecognizeOptions;
 
+use super::custom_speech::endpoint_model;
 use super::read_body;
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -33,6 +35,8 @@ struct Params {
     language: String,
     format: Format,
     profanity: Profanity,
+    /// The Custom Speech endpoint to recognize with.
+    cid: Option<String>,
 }
 
 fn params(mode: &str, q: &HashMap<String, String>) -> Result<Params, ApiError> {
@@ -75,16 +79,15 @@ fn params(mode: &str, q: &HashMap<String, String>) -> Result<Params, ApiError> {
             )
         })?,
     };
-    if let Some(cid) = get("cid") {
-        return Err(ApiError::bad_request(
-            "InvalidEndpoint",
-            format!("custom speech endpoint {cid:?} does not exist in this region"),
-        ));
-    }
+    let cid = get("cid")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
     Ok(Params {
         language,
         format,
         profanity,
+        cid,
     })
 }
 
@@ -152,6 +155,10 @@ pub(crate) async fn recognize(
             "Duration": 0,
         })));
     };
+    let adapted = match &p.cid {
+        Some(cid) => Some(endpoint_model(&state, caller.resource.id, cid).await?),
+        None => None,
+    };
     let recognizer = engines.recognizer.clone();
     let opts = RecognizeOptions {
         language: p.language.clone(),
@@ -162,7 +169,7 @@ pub(crate) async fn recognize(
     let started = Instant::now();
     let result = state
         .stt_pool()
-        .run(move || recognizer.recognize(&pcm.samples, &opts))
+        .run(move || recognizer.recognize_with_model(&pcm.samples, &opts, adapted.as_deref()))
         .await??;
     let rtf = started.elapsed().as_secs_f64() / audio_secs.max(0.01);
     state
@@ -265,6 +272,18 @@ mod tests {
             .as_u16(),
             400
         );
+    }
+
+    #[test]
+    fn cid_names_an_endpoint_and_an_empty_one_is_none() {
+        let p = params(
+            "conversation",
+            &q(&[("language", "en-US"), ("CID", " e1 ")]),
+        )
+        .unwrap();
+        assert_eq!(p.cid.as_deref(), Some("e1"));
+        let p = params("conversation", &q(&[("language", "en-US"), ("cid", "")])).unwrap();
+        assert!(p.cid.is_none());
     }
 
     #[test]

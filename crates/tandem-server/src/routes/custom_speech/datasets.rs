@@ -16,7 +16,7 @@ use super::create::{
     create_dataset, custom_properties, remove_blobs, DatasetMeta, DATASET_LOCALES,
 };
 use super::entity::{dataset_doc, dataset_json, file_json, DatasetDoc, FileDoc};
-use super::{content_url, page_json, parse_id, Cx, Paging};
+use super::{content_url, json_body, page_json, parse_id, Cx, Paging};
 use crate::{ApiError, AppState, V3Error};
 
 type V3Result<T = Response> = Result<T, V3Error>;
@@ -41,28 +41,7 @@ async fn load(state: &AppState, cx: &Cx, id: &str) -> V3Result<(Asset, DatasetDo
 /// 201 with `Location` and the entity.
 fn created(cx: &Cx, asset: &Asset) -> V3Result {
     let doc = dataset_doc(asset)?;
-    let body = dataset_json(cx, asset, &doc);
-    let location = body["self"].as_str().unwrap_or_default().to_owned();
-    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
-}
-
-fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, V3Error> {
-    if body.is_empty() {
-        return Err(V3Error(ApiError::bad_request(
-            "EmptyRequest",
-            "the request body is empty",
-        )));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        V3Error(ApiError::bad_request(
-            "InvalidRequestBodyFormat",
-            format!("the body is not the expected JSON: {e}"),
-        ))
-    })
+    Ok(super::created(dataset_json(cx, asset, &doc)))
 }
 
 /// `POST /datasets/upload` (multipart: `displayName`, `description`, `locale`, `kind`,

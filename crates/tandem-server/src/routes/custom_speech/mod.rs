@@ -1,19 +1,32 @@
 //! Custom Speech: Azure's Speech-to-text REST v3.2 (`/speechtotext/v3.2/…`, with the v3.1
-//! paths as aliases). Today: datasets. Models, evaluations and endpoints reuse what is here:
+//! paths as aliases). Today: datasets, models (language adaptation) and endpoints. Evaluations
+//! will reuse what is here too:
 //! [`Cx`] (the caller and the absolute base URL that `self` links are built from), paging
 //! ([`Paging`], [`page_json`]), the stored [`Asset`](tandem_store::Asset) record, and
 //! [`V3Error`], which renders every failure in v3's error shape.
 
+mod base_models;
 mod content_url;
 mod create;
 mod datasets;
+mod endpoints;
 mod entity;
+mod models;
+mod train;
+
+pub(crate) use endpoints::endpoint_model;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use tandem_store::Asset;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -45,6 +58,23 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
             .route(
                 &p("/datasets/{id}/files/{file}/content"),
                 get(datasets::content),
+            )
+            .route(&p("/models"), get(models::list).post(models::create))
+            .route(&p("/models/base"), get(base_models::list))
+            .route(&p("/models/base/{id}"), get(base_models::get))
+            .route(
+                &p("/models/{id}"),
+                get(models::get)
+                    .patch(models::update)
+                    .delete(models::delete),
+            )
+            .route(
+                &p("/endpoints"),
+                get(endpoints::list).post(endpoints::create),
+            )
+            .route(
+                &p("/endpoints/{id}"),
+                get(endpoints::get).delete(endpoints::delete),
             );
     }
     router
@@ -68,6 +98,13 @@ impl Cx {
     /// An absolute URL under this version: `base` + `rest` (which starts with `/`).
     pub fn url(&self, rest: &str) -> String {
         format!("{}{rest}", self.base)
+    }
+
+    /// Scheme and host, e.g. `http://host:5000`: where this region's other APIs are.
+    pub fn origin(&self) -> &str {
+        self.base
+            .rsplit_once("/speechtotext/")
+            .map_or(self.base.as_str(), |(origin, _)| origin)
     }
 }
 
@@ -167,6 +204,84 @@ pub(crate) fn azure_time(t: OffsetDateTime) -> String {
 /// An entity id from a path: a GUID, else no such entity (404).
 pub(crate) fn parse_id(id: &str, what: &str) -> Result<Uuid, V3Error> {
     Uuid::parse_str(id).map_err(|_| V3Error(ApiError::NotFound(format!("{what} {id} not found"))))
+}
+
+/// The id in an entity reference (`{"self": ".../<collection>/<id>"}`), whichever host and
+/// version it names; `None` unless the last path segments are exactly `<collection>/<GUID>`.
+pub(crate) fn ref_id(url: &str, collection: &str) -> Option<Uuid> {
+    let path = url.split(['?', '#']).next()?.trim_end_matches('/');
+    let (head, id) = path.rsplit_once('/')?;
+    let head = head.strip_suffix(collection)?;
+    if !head.ends_with('/') {
+        return None;
+    }
+    Uuid::parse_str(id).ok()
+}
+
+/// A reference to another entity, as Azure writes them.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EntityRef {
+    #[serde(rename = "self")]
+    pub url: Option<String>,
+}
+
+/// A JSON request body, or 400 (`EmptyRequest`, `InvalidRequestBodyFormat`).
+pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, V3Error> {
+    if body.is_empty() {
+        return Err(V3Error(ApiError::bad_request(
+            "EmptyRequest",
+            "the request body is empty",
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        V3Error(ApiError::bad_request(
+            "InvalidRequestBodyFormat",
+            format!("the body is not the expected JSON: {e}"),
+        ))
+    })
+}
+
+/// 201 with `Location` set to the entity's `self`.
+pub(crate) fn created(body: Value) -> Response {
+    let location = body["self"].as_str().unwrap_or_default().to_owned();
+    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// A required, trimmed `displayName` of at most 256 characters.
+pub(crate) fn display_name(name: Option<String>) -> Result<String, ApiError> {
+    let name = name
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("InvalidParameterValue", "displayName is required"))?;
+    if name.chars().count() > 256 {
+        return Err(ApiError::bad_request(
+            "InvalidParameterValue",
+            "displayName is longer than 256 characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// An asset's document (`what` names it in errors), refusing one whose `format` is newer than
+/// `current`: a build never guesses at a layout it does not know.
+pub(crate) fn read_doc<T: DeserializeOwned>(
+    asset: &Asset,
+    what: &str,
+    current: u32,
+) -> Result<T, ApiError> {
+    let format = asset.doc.get("format").and_then(Value::as_u64).unwrap_or(0);
+    if format > u64::from(current) {
+        return Err(ApiError::Internal(format!(
+            "{what} {} document format {format} is newer than this build ({current})",
+            asset.id
+        )));
+    }
+    serde_json::from_value(asset.doc.clone())
+        .map_err(|e| ApiError::Internal(format!("{what} {} document: {e}", asset.id)))
 }
 
 #[cfg(test)]

@@ -175,3 +175,140 @@ fn metadata_is_checked_as_azure_documents_it() {
         400
     );
 }
+
+#[test]
+fn entity_references_name_their_collection() {
+    let id = Uuid::new_v4();
+    let base = "http://h:5000/speechtotext/v3.1";
+    assert_eq!(
+        ref_id(&format!("{base}/datasets/{id}"), "datasets"),
+        Some(id)
+    );
+    assert_eq!(
+        ref_id(&format!("{base}/datasets/{id}/"), "datasets"),
+        Some(id)
+    );
+    assert_eq!(
+        ref_id(&format!("{base}/models/base/{id}"), "models/base"),
+        Some(id)
+    );
+    assert_eq!(ref_id(&format!("{base}/models/base/{id}"), "models"), None);
+    assert_eq!(
+        ref_id(&format!("{base}/models/{id}?x=1"), "models"),
+        Some(id)
+    );
+    assert_eq!(ref_id(&format!("{base}/models/{id}"), "datasets"), None);
+    assert_eq!(ref_id(&format!("{base}/xmodels/{id}"), "models"), None);
+    assert_eq!(ref_id(&format!("{base}/models/not-a-guid"), "models"), None);
+    assert_eq!(ref_id("", "models"), None);
+}
+
+#[test]
+fn the_base_model_id_is_stable_and_a_guid() {
+    let a = base_models::base_model_id("whisper-tiny.en", "abc");
+    assert_eq!(a, base_models::base_model_id("whisper-tiny.en", "abc"));
+    assert_ne!(a, base_models::base_model_id("whisper-tiny.en", "abd"));
+    assert_ne!(a, base_models::base_model_id("whisper-base.en", "abc"));
+    assert_eq!(a.get_version_num(), 8);
+    assert_eq!(Uuid::parse_str(&a.to_string()).unwrap(), a);
+}
+
+#[tokio::test]
+async fn newer_documents_are_refused_and_in_use_is_409() {
+    let (_dir, state) = state().await;
+    let r = crate::create_resource(state.store().meta.as_ref(), state.region(), "owner", 10)
+        .await
+        .unwrap();
+    let doc = json!({"format": models::MODEL_DOC_FORMAT + 1, "baseModel": Uuid::nil(),
+                     "datasets": []});
+    let asset = state
+        .store()
+        .meta
+        .create_asset(tandem_store::NewAsset {
+            id: Uuid::new_v4(),
+            resource_id: r.resource.id,
+            kind: tandem_store::AssetKind::Model,
+            status: tandem_store::AssetStatus::Succeeded,
+            display_name: "future".into(),
+            description: None,
+            locale: "en-US".into(),
+            properties: json!({}),
+            doc,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        models::model_doc(&asset).unwrap_err().status().as_u16(),
+        500
+    );
+
+    let resp = V3Error(ApiError::InUse("in use".into())).into_response();
+    assert_eq!(resp.status().as_u16(), 409);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], "Conflict");
+    assert_eq!(v["innerError"]["code"], "InUseViolation");
+}
+
+/// Training without engines fails cleanly: the model ends `Failed` with `properties.error`,
+/// and no internal detail.
+#[tokio::test]
+async fn a_model_that_cannot_be_trained_is_failed_with_a_reason() {
+    let (_dir, state) = state().await;
+    let r = crate::create_resource(state.store().meta.as_ref(), state.region(), "owner", 10)
+        .await
+        .unwrap();
+    let dataset = create::create_dataset(
+        &state,
+        r.resource.id,
+        language_meta(),
+        bytes::Bytes::from_static(b"panthera tigris\n"),
+        None,
+    )
+    .await
+    .unwrap();
+    let doc = models::ModelDoc {
+        format: models::MODEL_DOC_FORMAT,
+        base_model: Uuid::nil(),
+        datasets: vec![dataset.id],
+        custom_properties: Default::default(),
+        artifact: None,
+    };
+    let model = state
+        .store()
+        .meta
+        .create_asset(tandem_store::NewAsset {
+            id: Uuid::new_v4(),
+            resource_id: r.resource.id,
+            kind: tandem_store::AssetKind::Model,
+            status: tandem_store::AssetStatus::NotStarted,
+            display_name: "m".into(),
+            description: None,
+            locale: "en-US".into(),
+            properties: json!({}),
+            doc: serde_json::to_value(&doc).unwrap(),
+        })
+        .await
+        .unwrap();
+    train::spawn(state.clone(), r.resource.id, model.id, vec![dataset.id]);
+    let failed = loop {
+        let m = state
+            .store()
+            .meta
+            .get_asset(r.resource.id, tandem_store::AssetKind::Model, model.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if m.status.is_terminal() {
+            break m;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(failed.status, tandem_store::AssetStatus::Failed);
+    assert_eq!(failed.properties["error"]["code"], "InternalError");
+    let message = failed.properties["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("engines"), "{message}");
+    assert!(models::model_doc(&failed).unwrap().artifact.is_none());
+}

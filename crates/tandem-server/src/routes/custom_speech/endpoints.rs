@@ -1,0 +1,300 @@
+//! `/endpoints`: Endpoints_Create, _List, _Get, _Delete. An endpoint deploys a trained custom
+//! model: creating one loads and parses the model, so it is `Succeeded` at once, and
+//! `?cid=<endpoint id>` on short-audio recognition then uses it ([`endpoint_model`]).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tandem_core::ResourceId;
+use tandem_engines::AdaptedModel;
+use tandem_store::{Asset, AssetKind, AssetStatus, NewAsset};
+use uuid::Uuid;
+
+use super::create::custom_properties;
+use super::{
+    azure_time, display_name, json_body, page_json, parse_id, read_doc, ref_id, train, Cx,
+    EntityRef, Paging, MAX_TOP,
+};
+use crate::{ApiError, AppState, V3Error};
+
+type V3Result<T = Response> = Result<T, V3Error>;
+
+/// The version of [`EndpointDoc`] this build writes and reads.
+pub(crate) const ENDPOINT_DOC_FORMAT: u32 = 1;
+
+/// An endpoint's [`Asset::doc`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EndpointDoc {
+    /// [`ENDPOINT_DOC_FORMAT`] when written.
+    pub format: u32,
+    /// The custom model it serves.
+    pub model: Uuid,
+    /// The customer's `customProperties`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub custom_properties: Map<String, Value>,
+}
+
+fn endpoint_doc(asset: &Asset) -> Result<EndpointDoc, ApiError> {
+    read_doc(asset, "endpoint", ENDPOINT_DOC_FORMAT)
+}
+
+/// Azure's `Endpoint` entity; its `links` are this region's short-audio routes with `cid`.
+fn endpoint_json(cx: &Cx, asset: &Asset, doc: &EndpointDoc) -> Value {
+    let rest = |mode: &str| {
+        format!(
+            "{}/speech/recognition/{mode}/cognitiveservices/v1?cid={}",
+            cx.origin(),
+            asset.id
+        )
+    };
+    let mut v = json!({
+        "self": cx.url(&format!("/endpoints/{}", asset.id)),
+        "model": { "self": cx.url(&format!("/models/{}", doc.model)) },
+        "links": {
+            "restInteractive": rest("interactive"),
+            "restConversation": rest("conversation"),
+            "restDictation": rest("dictation"),
+        },
+        "properties": asset.properties,
+        "lastActionDateTime": azure_time(asset.last_action_at),
+        "status": asset.status.as_str(),
+        "createdDateTime": azure_time(asset.created_at),
+        "locale": asset.locale,
+        "displayName": asset.display_name,
+    });
+    if let Some(d) = asset.description.as_deref().filter(|d| !d.is_empty()) {
+        v["description"] = json!(d);
+    }
+    if !doc.custom_properties.is_empty() {
+        v["customProperties"] = Value::Object(doc.custom_properties.clone());
+    }
+    v
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> V3Error {
+    V3Error(ApiError::bad_request(code, message))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    model: Option<EntityRef>,
+    locale: Option<String>,
+    display_name: Option<String>,
+    description: Option<String>,
+    custom_properties: Option<Value>,
+}
+
+/// `POST /endpoints`: deploys a `Succeeded` custom model (else 400 `ModelNotDeployable`).
+pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -> V3Result {
+    let b: CreateBody = json_body(&body)?;
+    let name = display_name(b.display_name)?;
+    let custom = custom_properties(b.custom_properties)?;
+    let url = b
+        .model
+        .and_then(|m| m.url)
+        .ok_or_else(|| bad("InvalidModel", "model is required"))?;
+    if ref_id(&url, "models/base").is_some() {
+        return Err(bad(
+            "ModelNotDeployable",
+            "base models are served without an endpoint: recognize without cid",
+        ));
+    }
+    let missing = || bad("InvalidModel", format!("model {url:?} does not exist"));
+    let model_id = ref_id(&url, "models").ok_or_else(missing)?;
+    let model = state
+        .store()
+        .meta
+        .get_asset(cx.resource(), AssetKind::Model, model_id)
+        .await?
+        .ok_or_else(missing)?;
+    if model.status != AssetStatus::Succeeded {
+        return Err(bad(
+            "ModelNotDeployable",
+            format!(
+                "model {model_id} is {}: only a Succeeded model can be deployed",
+                model.status
+            ),
+        ));
+    }
+    let locale = b.locale.unwrap_or_else(|| model.locale.clone());
+    if !locale.trim().eq_ignore_ascii_case(&model.locale) {
+        return Err(bad(
+            "InvalidLocale",
+            format!(
+                "the endpoint's locale {locale:?} is not the model's ({})",
+                model.locale
+            ),
+        ));
+    }
+    let base = super::base_models::base_model(&state)?;
+    let parsed = train::load_artifact(&state, &model).await?;
+    if parsed.base_model() != base.name {
+        return Err(bad(
+            "ModelNotDeployable",
+            format!(
+                "model {model_id} adapts {}, which this region does not run",
+                parsed.base_model()
+            ),
+        ));
+    }
+    let doc = EndpointDoc {
+        format: ENDPOINT_DOC_FORMAT,
+        model: model_id,
+        custom_properties: custom,
+    };
+    let new = NewAsset {
+        id: Uuid::new_v4(),
+        resource_id: cx.resource(),
+        kind: AssetKind::Endpoint,
+        status: AssetStatus::Succeeded,
+        display_name: name,
+        description: b.description.filter(|d| !d.is_empty()),
+        locale: model.locale.clone(),
+        // Tandem keeps no audio or transcripts of endpoint traffic.
+        properties: json!({ "loggingEnabled": false }),
+        doc: serde_json::to_value(&doc)
+            .map_err(|e| ApiError::Internal(format!("endpoint document: {e}")))?,
+    };
+    let asset = state.store().meta.create_asset(new).await?;
+    state
+        .custom_models()
+        .insert(cx.resource(), asset.id, parsed);
+    Ok(super::created(endpoint_json(&cx, &asset, &doc)))
+}
+
+/// `GET /endpoints?skip=&top=`
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    cx: Cx,
+    RawQuery(query): RawQuery,
+) -> V3Result<Json<Value>> {
+    let paging = Paging::parse(query.as_deref())?;
+    let page = state
+        .store()
+        .meta
+        .list_assets(cx.resource(), AssetKind::Endpoint, paging.skip, paging.top)
+        .await?;
+    let values = page
+        .values
+        .iter()
+        .map(|a| Ok(endpoint_json(&cx, a, &endpoint_doc(a)?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(page_json(
+        values,
+        page.total,
+        paging,
+        &cx.url("/endpoints"),
+    )))
+}
+
+/// `GET /endpoints/{id}`
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    cx: Cx,
+    Path(id): Path<String>,
+) -> V3Result<Json<Value>> {
+    let uuid = parse_id(&id, "endpoint")?;
+    let asset = state
+        .store()
+        .meta
+        .get_asset(cx.resource(), AssetKind::Endpoint, uuid)
+        .await?
+        .ok_or_else(|| V3Error(ApiError::NotFound(format!("endpoint {uuid} not found"))))?;
+    let doc = endpoint_doc(&asset)?;
+    Ok(Json(endpoint_json(&cx, &asset, &doc)))
+}
+
+/// `DELETE /endpoints/{id}`: 204, also when there was no such endpoint. Its cached model is
+/// dropped, and `?cid=` stops working at once.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    cx: Cx,
+    Path(id): Path<String>,
+) -> V3Result<StatusCode> {
+    let Ok(uuid) = Uuid::parse_str(&id) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    state
+        .store()
+        .meta
+        .delete_asset(cx.resource(), AssetKind::Endpoint, uuid)
+        .await?;
+    state.custom_models().remove(uuid);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The first endpoint of `resource` that serves `model`, if any.
+pub(crate) async fn first_using(
+    state: &AppState,
+    resource: ResourceId,
+    model: Uuid,
+) -> Result<Option<Uuid>, ApiError> {
+    let mut skip = 0;
+    loop {
+        let page = state
+            .store()
+            .meta
+            .list_assets(resource, AssetKind::Endpoint, skip, MAX_TOP)
+            .await?;
+        for a in &page.values {
+            if endpoint_doc(a)?.model == model {
+                return Ok(Some(a.id));
+            }
+        }
+        skip += page.values.len() as u64;
+        if page.values.is_empty() || skip >= page.total {
+            return Ok(None);
+        }
+    }
+}
+
+/// The model that `?cid=<endpoint>` names for a caller of `resource`: from the cache, else
+/// loaded from the store. An unknown id, another resource's endpoint and a deleted one are all
+/// the same 400 `InvalidEndpoint`.
+pub(crate) async fn endpoint_model(
+    state: &AppState,
+    resource: ResourceId,
+    cid: &str,
+) -> Result<Arc<AdaptedModel>, ApiError> {
+    let unknown = || {
+        ApiError::bad_request(
+            "InvalidEndpoint",
+            format!("custom speech endpoint {cid:?} does not exist in this region"),
+        )
+    };
+    let id = Uuid::parse_str(cid.trim()).map_err(|_| unknown())?;
+    // The store decides whether the endpoint exists (another process may have deleted it);
+    // the cache only saves parsing its model again.
+    let endpoint = state
+        .store()
+        .meta
+        .get_asset(resource, AssetKind::Endpoint, id)
+        .await?
+        .ok_or_else(unknown)?;
+    if let Some(m) = state.custom_models().get(resource, id) {
+        return Ok(m);
+    }
+    let doc = endpoint_doc(&endpoint)?;
+    let model = state
+        .store()
+        .meta
+        .get_asset(resource, AssetKind::Model, doc.model)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "endpoint {id} serves model {} which is gone",
+                doc.model
+            ))
+        })?;
+    let parsed = train::load_artifact(state, &model).await?;
+    state.custom_models().insert(resource, id, parsed.clone());
+    Ok(parsed)
+}
