@@ -1,6 +1,6 @@
 //! Custom Speech: Azure's Speech-to-text REST v3.2 (`/speechtotext/v3.2/…`, with the v3.1
-//! paths as aliases). Today: datasets, models (language adaptation) and endpoints. Evaluations
-//! will reuse what is here too:
+//! paths as aliases). Today: datasets, models (language adaptation), evaluations and endpoints.
+//! They share
 //! [`Cx`] (the caller and the absolute base URL that `self` links are built from), paging
 //! ([`Paging`], [`page_json`]), the stored [`Asset`](tandem_store::Asset) record, and
 //! [`V3Error`], which renders every failure in v3's error shape.
@@ -11,6 +11,7 @@ mod create;
 mod datasets;
 mod endpoints;
 mod entity;
+mod evaluations;
 mod models;
 mod train;
 
@@ -67,6 +68,22 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
                 get(models::get)
                     .patch(models::update)
                     .delete(models::delete),
+            )
+            .route(
+                &p("/evaluations"),
+                get(evaluations::list).post(evaluations::create),
+            )
+            .route(
+                &p("/evaluations/{id}"),
+                get(evaluations::get)
+                    .patch(evaluations::update)
+                    .delete(evaluations::delete),
+            )
+            .route(&p("/evaluations/{id}/files"), get(evaluations::files))
+            .route(&p("/evaluations/{id}/files/{file}"), get(evaluations::file))
+            .route(
+                &p("/evaluations/{id}/files/{file}/content"),
+                get(evaluations::content),
             )
             .route(
                 &p("/endpoints"),
