@@ -4,112 +4,14 @@
 //! another resource's model, an unknown dataset.
 
 mod common;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::custom_speech::*;
 use common::*;
 use serde_json::{json, Value};
-use zip::write::SimpleFileOptions;
 
 /// The biology clips of the test set.
 const CLIPS: usize = 5;
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    fn new(region: &RegionProcess, key: &str) -> Self {
-        Self {
-            http: http(),
-            base: format!("{}/speechtotext/v3.2", region.url),
-            key: key.to_owned(),
-        }
-    }
-
-    async fn get(&self, url: &str) -> reqwest::Response {
-        self.http
-            .get(url)
-            .header(KEY, &self.key)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn post(&self, rest: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{rest}", self.base))
-            .header(KEY, &self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn upload(&self, kind: &str, name: &str, data: Vec<u8>) -> Value {
-        let form = reqwest::multipart::Form::new()
-            .text("displayName", name.to_owned())
-            .text("locale", "en-US")
-            .text("kind", kind.to_owned())
-            .part(
-                "data",
-                reqwest::multipart::Part::bytes(data).file_name("upload.bin"),
-            );
-        let resp = self
-            .http
-            .post(format!("{}/datasets/upload", self.base))
-            .header(KEY, &self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-        let v: Value = resp.json().await.unwrap();
-        assert_eq!(v["status"], "Succeeded", "{v}");
-        v
-    }
-
-    /// Polls `url` until it is `Succeeded` (panics on `Failed` or after `limit`).
-    async fn wait(&self, url: &str, limit: Duration) -> Value {
-        let started = Instant::now();
-        loop {
-            let v: Value = self.get(url).await.json().await.unwrap();
-            match v["status"].as_str().unwrap() {
-                "Succeeded" => return v,
-                "Failed" => panic!("failed: {v}"),
-                _ => {}
-            }
-            assert!(started.elapsed() < limit, "{url} hangs: {v}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// Asserts a v3 error with the given status and `innerError.code`.
-async fn v3_error(resp: reqwest::Response, status: u16, inner: &str) -> Value {
-    assert_eq!(resp.status().as_u16(), status, "unexpected status");
-    let v: Value = resp.json().await.expect("error body is JSON");
-    assert_eq!(v["innerError"]["code"], inner, "{v}");
-    assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{v}");
-    v
-}
-
-/// An Acoustic zip of the first [`CLIPS`] biology clips and their `trans.txt`.
-fn acoustic_zip() -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = SimpleFileOptions::default();
-    let mut trans = String::new();
-    for clip in biology().iter().take(CLIPS) {
-        w.start_file(clip.name.as_str(), opts).unwrap();
-        w.write_all(&wav_bytes(&clip.path)).unwrap();
-        trans.push_str(&format!("{}\t{}\r\n", clip.name, clip.transcript));
-    }
-    w.start_file("trans.txt", opts).unwrap();
-    w.write_all(trans.as_bytes()).unwrap();
-    w.finish().unwrap().into_inner()
-}
 
 fn count(v: &Value, key: &str) -> u64 {
     v[key]
@@ -133,7 +35,9 @@ async fn evaluations_compare_base_and_custom() {
         .unwrap();
     let base_self = bases["values"][0]["self"].as_str().unwrap().to_owned();
 
-    let acoustic = a.upload("Acoustic", "biology clips", acoustic_zip()).await;
+    let acoustic = a
+        .upload("Acoustic", "biology clips", acoustic_zip(CLIPS))
+        .await;
     let text =
         std::fs::read(shared_data().join("custom-speech-biology/language-data.txt")).unwrap();
     let language = a.upload("Language", "biology text", text.clone()).await;
@@ -271,7 +175,7 @@ async fn evaluations_compare_base_and_custom() {
         "InvalidDataset",
     )
     .await;
-    let b_acoustic = b.upload("Acoustic", "theirs", acoustic_zip()).await;
+    let b_acoustic = b.upload("Acoustic", "theirs", acoustic_zip(CLIPS)).await;
     v3_error(
         b.post(
             "/evaluations",

@@ -5,123 +5,14 @@
 //! resource's endpoint, and a model from acoustic data only (400).
 
 mod common;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::custom_speech::*;
 use common::*;
 use serde_json::{json, Value};
-use zip::write::SimpleFileOptions;
 
 /// The biology clips recognized with and without the endpoint.
 const CLIPS: usize = 5;
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    fn new(region: &RegionProcess, key: &str) -> Self {
-        Self {
-            http: http(),
-            base: format!("{}/speechtotext/v3.2", region.url),
-            key: key.to_owned(),
-        }
-    }
-
-    async fn get(&self, url: &str) -> reqwest::Response {
-        self.http
-            .get(url)
-            .header(KEY, &self.key)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn delete(&self, url: &str) -> reqwest::Response {
-        self.http
-            .delete(url)
-            .header(KEY, &self.key)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn post(&self, rest: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{rest}", self.base))
-            .header(KEY, &self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn upload(&self, kind: &str, name: &str, data: Vec<u8>) -> Value {
-        let form = reqwest::multipart::Form::new()
-            .text("displayName", name.to_owned())
-            .text("locale", "en-US")
-            .text("kind", kind.to_owned())
-            .part(
-                "data",
-                reqwest::multipart::Part::bytes(data).file_name("upload.bin"),
-            );
-        let resp = self
-            .http
-            .post(format!("{}/datasets/upload", self.base))
-            .header(KEY, &self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-        let v: Value = resp.json().await.unwrap();
-        assert_eq!(v["status"], "Succeeded", "{v}");
-        v
-    }
-
-    /// Recognizes a WAV on the short-audio route; returns the status and the body.
-    async fn recognize(&self, origin: &str, query: &str, wav: Vec<u8>) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(stt_url(origin, query))
-            .header(KEY, &self.key)
-            .header(
-                "Content-Type",
-                "audio/wav; codecs=audio/pcm; samplerate=16000",
-            )
-            .body(wav)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
-    }
-}
-
-/// Asserts a v3 error with the given status and `innerError.code`.
-async fn v3_error(resp: reqwest::Response, status: u16, inner: &str) -> Value {
-    assert_eq!(resp.status().as_u16(), status, "unexpected status");
-    let v: Value = resp.json().await.expect("error body is JSON");
-    assert!(v["code"].is_string(), "no code in {v}");
-    assert_eq!(v["innerError"]["code"], inner, "{v}");
-    assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{v}");
-    v
-}
-
-/// A small Acoustic zip: one biology clip and its transcript.
-fn acoustic_zip() -> Vec<u8> {
-    let clip = &biology()[0];
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = SimpleFileOptions::default();
-    w.start_file(clip.name.as_str(), opts).unwrap();
-    w.write_all(&wav_bytes(&clip.path)).unwrap();
-    w.start_file("trans.txt", opts).unwrap();
-    w.write_all(format!("{}\t{}\r\n", clip.name, clip.transcript).as_bytes())
-        .unwrap();
-    w.finish().unwrap().into_inner()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_and_endpoints_adapt_recognition() {
@@ -289,7 +180,7 @@ async fn models_and_endpoints_adapt_recognition() {
     assert_eq!(a.get(&location).await.status().as_u16(), 404);
 
     // Refusals on create.
-    let acoustic = a.upload("Acoustic", "one clip", acoustic_zip()).await;
+    let acoustic = a.upload("Acoustic", "one clip", acoustic_zip(1)).await;
     let v = v3_error(
         a.post(
             "/models",
@@ -341,8 +232,4 @@ async fn models_and_endpoints_adapt_recognition() {
         "InvalidModel",
     )
     .await;
-}
-
-fn uuid_like() -> &'static str {
-    "00000000-0000-4000-8000-000000000000"
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 
 pub use tandem_testkit::{biology, shared_data, RegionOptions, RegionProcess, ResourceKeys};
 
+pub mod custom_speech;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
 pub async fn region(name: &str) -> RegionProcess {

@@ -47,14 +47,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 impl DatasetMeta {
     /// Checks the fields Azure requires and the limits it documents.
     pub fn check(self) -> Result<CheckedMeta, ApiError> {
-        let display_name = self
-            .display_name
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| invalid("displayName is required"))?;
-        if display_name.chars().count() > 256 {
-            return Err(invalid("displayName is longer than 256 characters"));
-        }
+        let display_name = super::display_name(self.display_name)?;
         let locale = self.locale.ok_or_else(|| invalid("locale is required"))?;
         let locale = DATASET_LOCALES
             .iter()

@@ -9,34 +9,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tandem_store::{asset_file_key, Asset, AssetKind, AssetUpdate};
+use tandem_store::{asset_file_key, Asset, AssetKind};
 use uuid::Uuid;
 
-use super::create::{
-    create_dataset, custom_properties, remove_blobs, DatasetMeta, DATASET_LOCALES,
-};
+use super::create::{create_dataset, DatasetMeta, DATASET_LOCALES};
+use super::crud::{self, Entity};
 use super::entity::{dataset_doc, dataset_json, file_json, DatasetDoc, FileDoc};
-use super::{content_url, json_body, page_json, parse_id, Cx, Paging};
+use super::{content_url, json_body, page_json, Cx, Paging};
 use crate::{ApiError, AppState, V3Error};
 
 type V3Result<T = Response> = Result<T, V3Error>;
-
-fn not_found(id: impl std::fmt::Display) -> V3Error {
-    V3Error(ApiError::NotFound(format!("dataset {id} not found")))
-}
-
-/// The caller's dataset `id` and its document, or 404.
-async fn load(state: &AppState, cx: &Cx, id: &str) -> V3Result<(Asset, DatasetDoc)> {
-    let uuid = parse_id(id, "dataset")?;
-    let asset = state
-        .store()
-        .meta
-        .get_asset(cx.resource(), AssetKind::Dataset, uuid)
-        .await?
-        .ok_or_else(|| not_found(uuid))?;
-    let doc = dataset_doc(&asset)?;
-    Ok((asset, doc))
-}
 
 /// 201 with `Location` and the entity.
 fn created(cx: &Cx, asset: &Asset) -> V3Result {
@@ -141,86 +123,23 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
     created(&cx, &asset)
 }
 
-/// `GET /datasets?skip=&top=`
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    cx: Cx,
-    RawQuery(query): RawQuery,
-) -> V3Result<Json<Value>> {
-    let paging = Paging::parse(query.as_deref())?;
-    let page = state
-        .store()
-        .meta
-        .list_assets(cx.resource(), AssetKind::Dataset, paging.skip, paging.top)
-        .await?;
-    let values = page
-        .values
-        .iter()
-        .map(|a| Ok(dataset_json(&cx, a, &dataset_doc(a)?)))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(page_json(
-        values,
-        page.total,
-        paging,
-        &cx.url("/datasets"),
-    )))
-}
+/// The dataset entity, for the shared handlers of [`crud`].
+pub(crate) struct Datasets;
 
-/// `GET /datasets/{id}`
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-) -> V3Result<Json<Value>> {
-    let (asset, doc) = load(&state, &cx, &id).await?;
-    Ok(Json(dataset_json(&cx, &asset, &doc)))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateBody {
-    display_name: Option<String>,
-    description: Option<String>,
-    custom_properties: Option<Value>,
-}
-
-/// `PATCH /datasets/{id}`: `displayName`, `description`, `customProperties`.
-pub(crate) async fn update(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> V3Result<Json<Value>> {
-    let b: UpdateBody = json_body(&body)?;
-    let (asset, mut doc) = load(&state, &cx, &id).await?;
-    let display_name = match b.display_name.map(|s| s.trim().to_owned()) {
-        Some(s) if s.is_empty() => {
-            return Err(V3Error(ApiError::bad_request(
-                "InvalidParameterValue",
-                "displayName must not be empty",
-            )))
-        }
-        other => other,
-    };
-    let mut update = AssetUpdate {
-        display_name,
-        description: b.description,
-        ..AssetUpdate::default()
-    };
-    if b.custom_properties.is_some() {
-        doc.custom_properties = custom_properties(b.custom_properties)?;
-        update.doc = Some(
-            serde_json::to_value(&doc)
-                .map_err(|e| ApiError::Internal(format!("dataset document: {e}")))?,
-        );
+impl Entity for Datasets {
+    const KIND: AssetKind = AssetKind::Dataset;
+    const NAME: &'static str = "dataset";
+    const COLLECTION: &'static str = "/datasets";
+    type Doc = DatasetDoc;
+    fn doc(asset: &Asset) -> Result<DatasetDoc, ApiError> {
+        dataset_doc(asset)
     }
-    let asset = state
-        .store()
-        .meta
-        .update_asset(cx.resource(), AssetKind::Dataset, asset.id, update)
-        .await?;
-    let doc = dataset_doc(&asset)?;
-    Ok(Json(dataset_json(&cx, &asset, &doc)))
+    fn json(cx: &Cx, asset: &Asset, doc: &DatasetDoc) -> Value {
+        dataset_json(cx, asset, doc)
+    }
+    fn custom_properties(doc: &mut DatasetDoc) -> &mut Map<String, Value> {
+        &mut doc.custom_properties
+    }
 }
 
 /// `DELETE /datasets/{id}`: 204, also when there was no such dataset (as Azure documents).
@@ -230,17 +149,7 @@ pub(crate) async fn delete(
     cx: Cx,
     Path(id): Path<String>,
 ) -> V3Result<StatusCode> {
-    let Ok(uuid) = Uuid::parse_str(&id) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
-    let store = state.store();
-    if store
-        .meta
-        .delete_asset(cx.resource(), AssetKind::Dataset, uuid)
-        .await?
-    {
-        remove_blobs(store, cx.resource(), uuid).await;
-    }
+    crud::delete::<Datasets>(&state, &cx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,7 +161,7 @@ pub(crate) async fn files(
     RawQuery(query): RawQuery,
 ) -> V3Result<Json<Value>> {
     let paging = Paging::parse(query.as_deref())?;
-    let (asset, doc) = load(&state, &cx, &id).await?;
+    let (asset, doc) = crud::load::<Datasets>(&state, &cx, &id).await?;
     let skip = usize::try_from(paging.skip).unwrap_or(usize::MAX);
     let values: Vec<Value> = doc
         .files
@@ -283,7 +192,7 @@ pub(crate) async fn file(
     cx: Cx,
     Path((id, file)): Path<(String, String)>,
 ) -> V3Result<Json<Value>> {
-    let (asset, doc) = load(&state, &cx, &id).await?;
+    let (asset, doc) = crud::load::<Datasets>(&state, &cx, &id).await?;
     let f = find_file(&doc, &file)?;
     Ok(Json(file_json(&cx, &asset, f)))
 }
@@ -294,7 +203,7 @@ pub(crate) async fn content(
     cx: Cx,
     Path((id, file)): Path<(String, String)>,
 ) -> V3Result {
-    let (asset, doc) = load(&state, &cx, &id).await?;
+    let (asset, doc) = crud::load::<Datasets>(&state, &cx, &id).await?;
     let f = find_file(&doc, &file)?;
     let bytes = state
         .store()

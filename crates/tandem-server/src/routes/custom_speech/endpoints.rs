@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tandem_core::ResourceId;
@@ -17,10 +16,8 @@ use tandem_store::{Asset, AssetKind, AssetStatus, NewAsset};
 use uuid::Uuid;
 
 use super::create::custom_properties;
-use super::{
-    azure_time, display_name, json_body, page_json, parse_id, read_doc, ref_id, train, Cx,
-    EntityRef, Paging, MAX_TOP,
-};
+use super::crud::{self, Entity};
+use super::{azure_time, display_name, json_body, read_doc, ref_id, train, Cx, EntityRef, MAX_TOP};
 use crate::{ApiError, AppState, V3Error};
 
 type V3Result<T = Response> = Result<T, V3Error>;
@@ -170,46 +167,23 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
     Ok(super::created(endpoint_json(&cx, &asset, &doc)))
 }
 
-/// `GET /endpoints?skip=&top=`
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    cx: Cx,
-    RawQuery(query): RawQuery,
-) -> V3Result<Json<Value>> {
-    let paging = Paging::parse(query.as_deref())?;
-    let page = state
-        .store()
-        .meta
-        .list_assets(cx.resource(), AssetKind::Endpoint, paging.skip, paging.top)
-        .await?;
-    let values = page
-        .values
-        .iter()
-        .map(|a| Ok(endpoint_json(&cx, a, &endpoint_doc(a)?)))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(page_json(
-        values,
-        page.total,
-        paging,
-        &cx.url("/endpoints"),
-    )))
-}
+/// The endpoint entity, for the shared handlers of [`crud`].
+pub(crate) struct Endpoints;
 
-/// `GET /endpoints/{id}`
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-) -> V3Result<Json<Value>> {
-    let uuid = parse_id(&id, "endpoint")?;
-    let asset = state
-        .store()
-        .meta
-        .get_asset(cx.resource(), AssetKind::Endpoint, uuid)
-        .await?
-        .ok_or_else(|| V3Error(ApiError::NotFound(format!("endpoint {uuid} not found"))))?;
-    let doc = endpoint_doc(&asset)?;
-    Ok(Json(endpoint_json(&cx, &asset, &doc)))
+impl Entity for Endpoints {
+    const KIND: AssetKind = AssetKind::Endpoint;
+    const NAME: &'static str = "endpoint";
+    const COLLECTION: &'static str = "/endpoints";
+    type Doc = EndpointDoc;
+    fn doc(asset: &Asset) -> Result<EndpointDoc, ApiError> {
+        endpoint_doc(asset)
+    }
+    fn json(cx: &Cx, asset: &Asset, doc: &EndpointDoc) -> Value {
+        endpoint_json(cx, asset, doc)
+    }
+    fn custom_properties(doc: &mut EndpointDoc) -> &mut Map<String, Value> {
+        &mut doc.custom_properties
+    }
 }
 
 /// `DELETE /endpoints/{id}`: 204, also when there was no such endpoint. Its cached model is
@@ -219,15 +193,9 @@ pub(crate) async fn delete(
     cx: Cx,
     Path(id): Path<String>,
 ) -> V3Result<StatusCode> {
-    let Ok(uuid) = Uuid::parse_str(&id) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
-    state
-        .store()
-        .meta
-        .delete_asset(cx.resource(), AssetKind::Endpoint, uuid)
-        .await?;
-    state.custom_models().remove(uuid);
+    if let Some(uuid) = crud::delete::<Endpoints>(&state, &cx, &id).await? {
+        state.custom_models().remove(uuid);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -28,10 +28,10 @@ use uuid::Uuid;
 
 use super::base_models::base_model;
 use super::create::{custom_properties, remove_blobs, DATASET_LOCALES};
+use super::crud::{self, Entity};
 use super::entity::dataset_doc;
 use super::{
-    azure_time, display_name, json_body, page_json, parse_id, read_doc, ref_id, train, Cx,
-    EntityRef, Paging,
+    azure_time, display_name, json_body, page_json, read_doc, ref_id, train, Cx, EntityRef, Paging,
 };
 use crate::{ApiError, AppState, V3Error};
 
@@ -254,98 +254,23 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
     Ok(super::created(evaluation_json(&cx, &asset, &doc)))
 }
 
-/// The caller's evaluation `id` and its document, or 404.
-async fn load(state: &AppState, cx: &Cx, id: &str) -> V3Result<(Asset, EvaluationDoc)> {
-    let uuid = parse_id(id, "evaluation")?;
-    let asset = state
-        .store()
-        .meta
-        .get_asset(cx.resource(), AssetKind::Evaluation, uuid)
-        .await?
-        .ok_or_else(|| V3Error(ApiError::NotFound(format!("evaluation {uuid} not found"))))?;
-    let doc = evaluation_doc(&asset)?;
-    Ok((asset, doc))
-}
+/// The evaluation entity, for the shared handlers of [`crud`].
+pub(crate) struct Evaluations;
 
-/// `GET /evaluations?skip=&top=`
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    cx: Cx,
-    RawQuery(query): RawQuery,
-) -> V3Result<Json<Value>> {
-    let paging = Paging::parse(query.as_deref())?;
-    let page = state
-        .store()
-        .meta
-        .list_assets(
-            cx.resource(),
-            AssetKind::Evaluation,
-            paging.skip,
-            paging.top,
-        )
-        .await?;
-    let values = page
-        .values
-        .iter()
-        .map(|a| Ok(evaluation_json(&cx, a, &evaluation_doc(a)?)))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(page_json(
-        values,
-        page.total,
-        paging,
-        &cx.url("/evaluations"),
-    )))
-}
-
-/// `GET /evaluations/{id}`
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-) -> V3Result<Json<Value>> {
-    let (asset, doc) = load(&state, &cx, &id).await?;
-    Ok(Json(evaluation_json(&cx, &asset, &doc)))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateBody {
-    display_name: Option<String>,
-    description: Option<String>,
-    custom_properties: Option<Value>,
-}
-
-/// `PATCH /evaluations/{id}`: `displayName`, `description`, `customProperties`.
-pub(crate) async fn update(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> V3Result<Json<Value>> {
-    let b: UpdateBody = json_body(&body)?;
-    let (asset, mut doc) = load(&state, &cx, &id).await?;
-    let mut update = AssetUpdate {
-        display_name: match b.display_name {
-            Some(n) => Some(display_name(Some(n))?),
-            None => None,
-        },
-        description: b.description,
-        ..AssetUpdate::default()
-    };
-    if b.custom_properties.is_some() {
-        doc.custom_properties = custom_properties(b.custom_properties)?;
-        update.doc = Some(
-            serde_json::to_value(&doc)
-                .map_err(|e| ApiError::Internal(format!("evaluation document: {e}")))?,
-        );
+impl Entity for Evaluations {
+    const KIND: AssetKind = AssetKind::Evaluation;
+    const NAME: &'static str = "evaluation";
+    const COLLECTION: &'static str = "/evaluations";
+    type Doc = EvaluationDoc;
+    fn doc(asset: &Asset) -> Result<EvaluationDoc, ApiError> {
+        evaluation_doc(asset)
     }
-    let asset = state
-        .store()
-        .meta
-        .update_asset(cx.resource(), AssetKind::Evaluation, asset.id, update)
-        .await?;
-    let doc = evaluation_doc(&asset)?;
-    Ok(Json(evaluation_json(&cx, &asset, &doc)))
+    fn json(cx: &Cx, asset: &Asset, doc: &EvaluationDoc) -> Value {
+        evaluation_json(cx, asset, doc)
+    }
+    fn custom_properties(doc: &mut EvaluationDoc) -> &mut Map<String, Value> {
+        &mut doc.custom_properties
+    }
 }
 
 /// `DELETE /evaluations/{id}`: 204 (also when there is none). A running evaluation finds
@@ -355,17 +280,7 @@ pub(crate) async fn delete(
     cx: Cx,
     Path(id): Path<String>,
 ) -> V3Result<StatusCode> {
-    let Ok(uuid) = Uuid::parse_str(&id) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
-    let store = state.store();
-    if store
-        .meta
-        .delete_asset(cx.resource(), AssetKind::Evaluation, uuid)
-        .await?
-    {
-        remove_blobs(store, cx.resource(), uuid).await;
-    }
+    crud::delete::<Evaluations>(&state, &cx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -377,7 +292,7 @@ pub(crate) async fn files(
     RawQuery(query): RawQuery,
 ) -> V3Result<Json<Value>> {
     let paging = Paging::parse(query.as_deref())?;
-    let (asset, doc) = load(&state, &cx, &id).await?;
+    let (asset, doc) = crud::load::<Evaluations>(&state, &cx, &id).await?;
     let all: Vec<Value> = doc
         .details
         .iter()
@@ -407,7 +322,7 @@ pub(crate) async fn file(
     cx: Cx,
     Path((id, file)): Path<(String, String)>,
 ) -> V3Result<Json<Value>> {
-    let (asset, doc) = load(&state, &cx, &id).await?;
+    let (asset, doc) = crud::load::<Evaluations>(&state, &cx, &id).await?;
     let f = find_file(&doc, &file)?;
     Ok(Json(details_json(&cx, &asset, f)))
 }
@@ -418,7 +333,7 @@ pub(crate) async fn content(
     cx: Cx,
     Path((id, file)): Path<(String, String)>,
 ) -> V3Result {
-    let (asset, doc) = load(&state, &cx, &id).await?;
+    let (asset, doc) = crud::load::<Evaluations>(&state, &cx, &id).await?;
     let f = find_file(&doc, &file)?;
     let bytes = state
         .store()

@@ -8,6 +8,7 @@
 mod base_models;
 mod content_url;
 mod create;
+mod crud;
 mod datasets;
 mod endpoints;
 mod entity;
@@ -42,7 +43,10 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
     for v in VERSIONS {
         let p = |rest: &str| format!("/speechtotext/{v}{rest}");
         router = router
-            .route(&p("/datasets"), get(datasets::list).post(datasets::create))
+            .route(
+                &p("/datasets"),
+                get(crud::list::<datasets::Datasets>).post(datasets::create),
+            )
             .route(
                 &p("/datasets/upload"),
                 post(datasets::upload).layer(DefaultBodyLimit::max(upload_limit)),
@@ -50,8 +54,8 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
             .route(&p("/datasets/locales"), get(datasets::locales))
             .route(
                 &p("/datasets/{id}"),
-                get(datasets::get)
-                    .patch(datasets::update)
+                get(crud::get::<datasets::Datasets>)
+                    .patch(crud::update::<datasets::Datasets>)
                     .delete(datasets::delete),
             )
             .route(&p("/datasets/{id}/files"), get(datasets::files))
@@ -60,23 +64,26 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
                 &p("/datasets/{id}/files/{file}/content"),
                 get(datasets::content),
             )
-            .route(&p("/models"), get(models::list).post(models::create))
+            .route(
+                &p("/models"),
+                get(crud::list::<models::Models>).post(models::create),
+            )
             .route(&p("/models/base"), get(base_models::list))
             .route(&p("/models/base/{id}"), get(base_models::get))
             .route(
                 &p("/models/{id}"),
-                get(models::get)
-                    .patch(models::update)
+                get(crud::get::<models::Models>)
+                    .patch(crud::update::<models::Models>)
                     .delete(models::delete),
             )
             .route(
                 &p("/evaluations"),
-                get(evaluations::list).post(evaluations::create),
+                get(crud::list::<evaluations::Evaluations>).post(evaluations::create),
             )
             .route(
                 &p("/evaluations/{id}"),
-                get(evaluations::get)
-                    .patch(evaluations::update)
+                get(crud::get::<evaluations::Evaluations>)
+                    .patch(crud::update::<evaluations::Evaluations>)
                     .delete(evaluations::delete),
             )
             .route(&p("/evaluations/{id}/files"), get(evaluations::files))
@@ -87,11 +94,11 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
             )
             .route(
                 &p("/endpoints"),
-                get(endpoints::list).post(endpoints::create),
+                get(crud::list::<endpoints::Endpoints>).post(endpoints::create),
             )
             .route(
                 &p("/endpoints/{id}"),
-                get(endpoints::get).delete(endpoints::delete),
+                get(crud::get::<endpoints::Endpoints>).delete(endpoints::delete),
             );
     }
     router

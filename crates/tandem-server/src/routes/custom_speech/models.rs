@@ -4,22 +4,19 @@
 //! ([`super::train`]); acoustic adaptation is not supported.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tandem_store::{Asset, AssetKind, AssetStatus, AssetUpdate, NewAsset};
+use tandem_store::{Asset, AssetKind, AssetStatus, NewAsset};
 use uuid::Uuid;
 
 use super::base_models::{base_model, features};
-use super::create::{custom_properties, remove_blobs, DATASET_LOCALES};
+use super::create::{custom_properties, DATASET_LOCALES};
+use super::crud::{self, Entity};
 use super::entity::dataset_doc;
-use super::{
-    azure_time, display_name, json_body, page_json, parse_id, read_doc, ref_id, train, Cx,
-    EntityRef, Paging,
-};
+use super::{azure_time, display_name, json_body, read_doc, ref_id, train, Cx, EntityRef};
 use crate::{ApiError, AppState, V3Error};
 
 type V3Result<T = Response> = Result<T, V3Error>;
@@ -199,93 +196,23 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
     Ok(super::created(model_json(&cx, &asset, &doc)))
 }
 
-/// The caller's model `id` and its document, or 404.
-async fn load(state: &AppState, cx: &Cx, id: &str) -> V3Result<(Asset, ModelDoc)> {
-    let uuid = parse_id(id, "model")?;
-    let asset = state
-        .store()
-        .meta
-        .get_asset(cx.resource(), AssetKind::Model, uuid)
-        .await?
-        .ok_or_else(|| V3Error(ApiError::NotFound(format!("model {uuid} not found"))))?;
-    let doc = model_doc(&asset)?;
-    Ok((asset, doc))
-}
+/// The model entity, for the shared handlers of [`crud`].
+pub(crate) struct Models;
 
-/// `GET /models?skip=&top=`: the custom models.
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    cx: Cx,
-    RawQuery(query): RawQuery,
-) -> V3Result<Json<Value>> {
-    let paging = Paging::parse(query.as_deref())?;
-    let page = state
-        .store()
-        .meta
-        .list_assets(cx.resource(), AssetKind::Model, paging.skip, paging.top)
-        .await?;
-    let values = page
-        .values
-        .iter()
-        .map(|a| Ok(model_json(&cx, a, &model_doc(a)?)))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(page_json(
-        values,
-        page.total,
-        paging,
-        &cx.url("/models"),
-    )))
-}
-
-/// `GET /models/{id}`
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-) -> V3Result<Json<Value>> {
-    let (asset, doc) = load(&state, &cx, &id).await?;
-    Ok(Json(model_json(&cx, &asset, &doc)))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateBody {
-    display_name: Option<String>,
-    description: Option<String>,
-    custom_properties: Option<Value>,
-}
-
-/// `PATCH /models/{id}`: `displayName`, `description`, `customProperties`.
-pub(crate) async fn update(
-    State(state): State<AppState>,
-    cx: Cx,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> V3Result<Json<Value>> {
-    let b: UpdateBody = json_body(&body)?;
-    let (asset, mut doc) = load(&state, &cx, &id).await?;
-    let mut update = AssetUpdate {
-        display_name: match b.display_name {
-            Some(n) => Some(display_name(Some(n))?),
-            None => None,
-        },
-        description: b.description,
-        ..AssetUpdate::default()
-    };
-    if b.custom_properties.is_some() {
-        doc.custom_properties = custom_properties(b.custom_properties)?;
-        update.doc = Some(
-            serde_json::to_value(&doc)
-                .map_err(|e| ApiError::Internal(format!("model document: {e}")))?,
-        );
+impl Entity for Models {
+    const KIND: AssetKind = AssetKind::Model;
+    const NAME: &'static str = "model";
+    const COLLECTION: &'static str = "/models";
+    type Doc = ModelDoc;
+    fn doc(asset: &Asset) -> Result<ModelDoc, ApiError> {
+        model_doc(asset)
     }
-    let asset = state
-        .store()
-        .meta
-        .update_asset(cx.resource(), AssetKind::Model, asset.id, update)
-        .await?;
-    let doc = model_doc(&asset)?;
-    Ok(Json(model_json(&cx, &asset, &doc)))
+    fn json(cx: &Cx, asset: &Asset, doc: &ModelDoc) -> Value {
+        model_json(cx, asset, doc)
+    }
+    fn custom_properties(doc: &mut ModelDoc) -> &mut Map<String, Value> {
+        &mut doc.custom_properties
+    }
 }
 
 /// `DELETE /models/{id}`: 204 (also when there is no such model); 409 `InUseViolation` while
@@ -304,13 +231,6 @@ pub(crate) async fn delete(
             "model {uuid} is deployed to endpoint {endpoint}: delete the endpoint first"
         ))));
     }
-    let store = state.store();
-    if store
-        .meta
-        .delete_asset(cx.resource(), AssetKind::Model, uuid)
-        .await?
-    {
-        remove_blobs(store, cx.resource(), uuid).await;
-    }
+    crud::delete::<Models>(&state, &cx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
