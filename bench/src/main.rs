@@ -5,6 +5,7 @@
 //! reports medians and ratios. Results are printed as Markdown and written as JSON to
 //! `bench/results/`.
 
+mod custom_speech;
 mod failover;
 mod gateway;
 mod http_path;
@@ -80,6 +81,17 @@ enum What {
         #[arg(long, default_value_t = 3)]
         kills: usize,
     },
+    /// Custom Speech on the 50 biology recordings against Microsoft's guide times: upload,
+    /// model creation, evaluation (base and custom WER, all 50 and held-out half B), endpoint
+    /// deployment, and the real-time factor of `?cid=` recognition.
+    CustomSpeech {
+        /// Repetitions of the fast steps (upload, model creation, deployment).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Repetitions of the evaluation (100 decodes each).
+        #[arg(long, default_value_t = 1)]
+        evals: usize,
+    },
     /// Everything above.
     All,
 }
@@ -106,6 +118,9 @@ async fn main() -> anyhow::Result<()> {
             n,
             kills,
         } => replication::run(&cli.bin, &cli.out, enrollers, n, kills).await?,
+        What::CustomSpeech { reps, evals } => {
+            custom_speech::run(&cli.bin, &cli.out, reps, evals).await?
+        }
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
@@ -114,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             gateway::run(&cli.bin, &cli.out, 3).await?;
             speaker::run(&cli.bin, &cli.out, 20).await?;
             replication::run(&cli.bin, &cli.out, 2, 100, 3).await?;
+            custom_speech::run(&cli.bin, &cli.out, 5, 1).await?;
         }
     }
     Ok(())

@@ -191,6 +191,11 @@ pub struct CustomSpeechConfig {
     pub max_zip_entry_bytes: u64,
     /// Largest total of an uploaded zip, decompressed, in bytes (1 GiB).
     pub max_zip_total_bytes: u64,
+    /// How long endpoint and base-model logs (opt-in content logging: audio and transcription)
+    /// are kept, in days (30, as in Azure). Older logs are deleted by a sweep every hour.
+    pub log_retention_days: u32,
+    /// Chunk size of model copies sent to other regions, in bytes (4 MiB; 1 KiB to 16 MiB).
+    pub copy_chunk_bytes: usize,
 }
 
 impl Default for CustomSpeechConfig {
@@ -201,6 +206,8 @@ impl Default for CustomSpeechConfig {
             content_url_timeout_ms: 120_000,
             max_zip_entry_bytes: 64 * 1024 * 1024,
             max_zip_total_bytes: 1024 * 1024 * 1024,
+            log_retention_days: 30,
+            copy_chunk_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -333,6 +340,16 @@ impl RegionConfig {
                     "pair {pair} needs a peer secret shared by both regions: set peer_secret_file (or --peer-secret-file)"
                 )));
             }
+        }
+        if self.custom_speech.log_retention_days == 0 {
+            return Err(CoreError::Config(
+                "custom_speech.log_retention_days must be > 0 (logging is opt-in per endpoint; turn it off there)".into(),
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.custom_speech.copy_chunk_bytes) {
+            return Err(CoreError::Config(
+                "custom_speech.copy_chunk_bytes must be between 1024 and 16777216".into(),
+            ));
         }
         let r = &self.replication;
         if r.batch_limit == 0 || r.poll_wait_ms == 0 || r.retry_base_ms == 0 {
@@ -479,6 +496,13 @@ mod tests {
         );
         assert_eq!(c.custom_speech.max_zip_entry_bytes, 1000);
         assert_eq!(c.custom_speech.content_url_timeout_ms, 120_000);
+        assert_eq!(c.custom_speech.log_retention_days, 30);
+        assert_eq!(c.custom_speech.copy_chunk_bytes, 4 * 1024 * 1024);
+        assert!(RegionConfig::from_toml(
+            "region = \"w\"\ndata_dir = \"/x\"\n[custom_speech]\ncopy_chunk_bytes = 10\n"
+        )
+        .and_then(|c| c.validate())
+        .is_err());
         assert!(RegionConfig::from_toml(
             "region = \"westus\"\ndata_dir = \"/tmp/w\"\n[custom_speech]\nallow = 1\n"
         )

@@ -93,15 +93,35 @@ pub fn effective_audio_ctx(requested: u32, samples: usize) -> u32 {
     }
 }
 
-/// Whisper (whisper.cpp via `whisper-rs`) with an English-only ggml model such as
-/// `ggml-tiny.en.bin`. Decoder states are pooled and reused across calls; calls may run
-/// concurrently (each takes its own state).
+/// The Whisper language code for a BCP-47 tag (`en-US` → `en`, `de-DE` → `de`): its primary
+/// subtag, lowercased, when the model can decode that language. An English-only model
+/// (`multilingual == false`, e.g. tiny.en) decodes only `en`; a multilingual one any of
+/// Whisper's languages (`yue`, `haw`…); full names (`english`) are not language tags.
+pub fn whisper_language(tag: &str, multilingual: bool) -> Option<String> {
+    let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+    if primary == "en" {
+        return Some(primary);
+    }
+    let code_like =
+        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+    if !multilingual || !code_like {
+        return None;
+    }
+    whisper_rs::get_lang_id(&primary).map(|_| primary)
+}
+
+/// Whisper (whisper.cpp via `whisper-rs`) with a ggml model: English-only such as
+/// `ggml-tiny.en.bin`, or multilingual such as `ggml-base.bin`, whose decoding language is then
+/// set from each request's locale ([`whisper_language`]). Decoder states are pooled and reused
+/// across calls; calls may run concurrently (each takes its own state).
 pub struct WhisperRecognizer {
     ctx: WhisperContext,
     pool: Mutex<Vec<WhisperState>>,
     threads: usize,
     name: String,
     eot: i32,
+    /// Whether the model decodes many languages (a 51 865-token vocabulary).
+    multilingual: bool,
     /// sha256 of the model file when it is a pinned model (see [`crate::models::pinned`]).
     sha256: String,
 }
@@ -153,6 +173,7 @@ impl WhisperRecognizer {
             }
         })?;
         let eot = ctx.token_eot();
+        let multilingual = ctx.is_multilingual();
         let first = ctx
             .create_state()
             .map_err(|e| EngineError::Engine(format!("creating a whisper state: {e}")))?;
@@ -165,6 +186,7 @@ impl WhisperRecognizer {
             threads: threads.max(1),
             name,
             eot,
+            multilingual,
             sha256,
         })
     }
@@ -173,11 +195,14 @@ impl WhisperRecognizer {
         let pooled = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         match pooled {
             Some(s) => Ok(s),
-            None => self
-                .ctx
-                .create_state()
-                .map_err(|e| EngineError::Engine(format!("creating a whisper state: {e}"))),
+            None => self.fresh_state(),
         }
+    }
+
+    fn fresh_state(&self) -> Result<WhisperState> {
+        self.ctx
+            .create_state()
+            .map_err(|e| EngineError::Engine(format!("creating a whisper state: {e}")))
     }
 
     fn give_back(&self, state: WhisperState) {
@@ -186,10 +211,16 @@ impl WhisperRecognizer {
         }
     }
 
+    /// Whether the model decodes languages other than English.
+    pub fn is_multilingual(&self) -> bool {
+        self.multilingual
+    }
+
     fn run(
         &self,
         state: &mut WhisperState,
         pcm: &[f32],
+        language: &str,
         audio_ctx: u32,
         adapted: Option<&AdaptedModel>,
     ) -> Result<Recognition> {
@@ -207,7 +238,7 @@ impl WhisperRecognizer {
             .unwrap_or_default();
         let mut params = FullParams::new(strategy);
         params.set_n_threads(self.threads as i32);
-        params.set_language(Some("en"));
+        params.set_language(Some(language));
         params.set_translate(false);
         params.set_no_context(true);
         params.set_no_timestamps(true);
@@ -222,6 +253,12 @@ impl WhisperRecognizer {
         params.set_audio_ctx(audio_ctx as i32);
         if !prompt.is_empty() {
             params.set_tokens(&prompt);
+        }
+        if adapted.is_some() {
+            // No temperature fallback: the fused scores are not calibrated for whisper.cpp's
+            // entropy and log-probability thresholds, and a sampled retry would make the result
+            // depend on the state's random generator rather than on the audio and the model.
+            params.set_temperature_inc(0.0);
         }
         if let Some(fusion) = &fusion {
             // SAFETY: the callback only reads `fusion` (through `&`), which outlives `full()`
@@ -299,9 +336,8 @@ impl WhisperRecognizer {
                 });
             }
         }
-        if !self.supports_language(&opts.language) {
-            return Err(EngineError::UnsupportedLanguage(opts.language.clone()));
-        }
+        let language = whisper_language(&opts.language, self.multilingual)
+            .ok_or_else(|| EngineError::UnsupportedLanguage(opts.language.clone()))?;
         let padded;
         let pcm = if pcm_16k.len() < MIN_SAMPLES {
             let mut p = Vec::with_capacity(MIN_SAMPLES);
@@ -320,9 +356,18 @@ impl WhisperRecognizer {
             });
         }
         let audio_ctx = effective_audio_ctx(opts.audio_ctx, pcm.len());
-        let mut state = self.take_state()?;
-        let result = self.run(&mut state, pcm, audio_ctx, adapted);
-        if result.is_ok() {
+        // Beam search (adapted decoding) runs on a fresh state: on a reused one, whisper.cpp's
+        // beam-search decoders start from what the previous decode left, so a clip's result
+        // would depend on the clips decoded before it (measured: 2 of 12 biology clips
+        // changed when decoded in reverse order; none on fresh states). Greedy decoding is not
+        // affected and keeps the pooled states.
+        let mut state = if adapted.is_some() {
+            self.fresh_state()?
+        } else {
+            self.take_state()?
+        };
+        let result = self.run(&mut state, pcm, &language, audio_ctx, adapted);
+        if result.is_ok() && adapted.is_none() {
             // A state whose run failed is dropped rather than reused.
             self.give_back(state);
         }
@@ -365,10 +410,10 @@ impl Recognizer for WhisperRecognizer {
         &self.name
     }
 
-    /// English only (the `.en` models): `en` and any `en-*` tag.
+    /// `en` and any `en-*` tag for the English-only (`.en`) models; any of Whisper's
+    /// languages for a multilingual one ([`whisper_language`]).
     fn supports_language(&self, language: &str) -> bool {
-        let primary = language.split(['-', '_']).next().unwrap_or("");
-        primary.eq_ignore_ascii_case("en")
+        whisper_language(language, self.multilingual).is_some()
     }
 
     fn recognize(&self, pcm_16k: &[f32], opts: &RecognizeOptions) -> Result<Recognition> {
@@ -469,6 +514,24 @@ mod tests {
             clean_text("  What dinosaurs lived?"),
             "What dinosaurs lived?"
         );
+    }
+
+    #[test]
+    fn the_language_comes_from_the_locale() {
+        assert_eq!(whisper_language("en-US", false).as_deref(), Some("en"));
+        assert_eq!(whisper_language("EN_gb", false).as_deref(), Some("en"));
+        assert_eq!(whisper_language("en", true).as_deref(), Some("en"));
+        assert_eq!(
+            whisper_language("de-DE", false),
+            None,
+            "tiny.en is English only"
+        );
+        assert_eq!(whisper_language("de-DE", true).as_deref(), Some("de"));
+        assert_eq!(whisper_language("fr-CA", true).as_deref(), Some("fr"));
+        assert_eq!(whisper_language("yue-HK", true).as_deref(), Some("yue"));
+        assert_eq!(whisper_language("xx-XX", true), None);
+        assert_eq!(whisper_language("english", true), None);
+        assert_eq!(whisper_language("", true), None);
     }
 
     #[test]

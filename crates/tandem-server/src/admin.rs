@@ -228,7 +228,16 @@ pub(crate) async fn delete(
     let r = get_in_region(&state, parse_id(&id)?).await?;
     state.store().meta.delete_resource(r.id).await?;
     state.quotas().forget(r.id);
-    tracing::info!(resource = %r.id, "resource deleted");
+    // The rows are gone, so nothing can reach the resource's Custom Speech blobs (datasets,
+    // models, evaluation details, endpoint logs) any more: remove them too. A failure leaves
+    // unreachable bytes behind, never a half-visible resource, so it is logged, not returned.
+    let prefix = tandem_store::resource_blob_prefix(r.id);
+    match state.store().blobs.delete_prefix(&prefix).await {
+        Ok(n) => tracing::info!(resource = %r.id, blobs = n, "resource deleted"),
+        Err(e) => {
+            tracing::warn!(resource = %r.id, error = %e, "resource deleted; its blobs could not all be removed")
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

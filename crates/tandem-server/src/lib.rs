@@ -11,6 +11,7 @@
 
 mod admin;
 mod auth;
+mod base_engines;
 mod error;
 mod metrics;
 mod model_cache;
@@ -21,10 +22,12 @@ mod routes;
 mod state;
 
 pub use admin::{create_resource, regenerate_key, CreatedResource};
+pub use base_engines::{BaseEngines, BaseError, BaseInfo, Loader, ON_DEMAND};
 pub use error::{ApiError, V3Error};
 pub use metrics::Metrics;
 pub use pool::EnginePool;
 pub use replication::{Follower, HttpPairLink, Replication, SpeakerState};
+pub use routes::custom_speech::start_background;
 pub use routes::router;
 pub use routes::speaker::REQUIRED_SPEECH_SECS;
 pub use state::{AppState, Engines, StateParts};

@@ -15,6 +15,9 @@ pub(crate) const MODEL_CACHE_CAPACITY: usize = 32;
 
 struct Entry {
     resource: ResourceId,
+    /// The custom model the endpoint served when cached: an endpoint re-pointed (PATCH, maybe
+    /// by another process) misses the cache and loads its new model.
+    model_id: Uuid,
     model: Arc<AdaptedModel>,
     used: u64,
 }
@@ -44,21 +47,33 @@ impl ModelCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The model of `endpoint`, if cached for that resource.
-    pub fn get(&self, resource: ResourceId, endpoint: Uuid) -> Option<Arc<AdaptedModel>> {
+    /// The parsed model `model_id` of `endpoint`, if cached for that resource and model.
+    pub fn get(
+        &self,
+        resource: ResourceId,
+        endpoint: Uuid,
+        model_id: Uuid,
+    ) -> Option<Arc<AdaptedModel>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
         let e = inner.entries.get_mut(&endpoint)?;
-        if e.resource != resource {
+        if e.resource != resource || e.model_id != model_id {
             return None;
         }
         e.used = now;
         Some(e.model.clone())
     }
 
-    /// Caches `model` for `endpoint`, evicting the least recently used entry when full.
-    pub fn insert(&self, resource: ResourceId, endpoint: Uuid, model: Arc<AdaptedModel>) {
+    /// Caches `model` (the custom model `model_id`) for `endpoint`, evicting the least recently
+    /// used entry when full.
+    pub fn insert(
+        &self,
+        resource: ResourceId,
+        endpoint: Uuid,
+        model_id: Uuid,
+        model: Arc<AdaptedModel>,
+    ) {
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
@@ -76,6 +91,7 @@ impl ModelCache {
             endpoint,
             Entry {
                 resource,
+                model_id,
                 model,
                 used,
             },
@@ -133,17 +149,28 @@ mod tests {
         let cache = ModelCache::new(2);
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let m = model();
-        cache.insert(r1, a, m.clone());
-        cache.insert(r1, b, m.clone());
-        assert!(cache.get(r1, a).is_some(), "a is now the most recent");
-        assert!(cache.get(r2, a).is_none(), "another resource never sees it");
-        cache.insert(r1, c, m.clone());
+        let ma = Uuid::new_v4();
+        cache.insert(r1, a, ma, m.clone());
+        cache.insert(r1, b, ma, m.clone());
+        assert!(cache.get(r1, a, ma).is_some(), "a is now the most recent");
+        assert!(
+            cache.get(r2, a, ma).is_none(),
+            "another resource never sees it"
+        );
+        cache.insert(r1, c, ma, m.clone());
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(r1, b).is_none(), "b was the least recently used");
-        assert!(cache.get(r1, a).is_some() && cache.get(r1, c).is_some());
+        assert!(
+            cache.get(r1, b, ma).is_none(),
+            "b was the least recently used"
+        );
+        assert!(cache.get(r1, a, ma).is_some() && cache.get(r1, c, ma).is_some());
         cache.remove(a);
-        assert!(cache.get(r1, a).is_none());
-        cache.insert(r1, c, m);
+        assert!(cache.get(r1, a, ma).is_none());
+        cache.insert(r1, c, ma, m);
         assert_eq!(cache.len(), 1, "re-inserting replaces");
+        assert!(
+            cache.get(r1, c, Uuid::new_v4()).is_none(),
+            "an endpoint re-pointed at another model misses"
+        );
     }
 }

@@ -7,14 +7,17 @@ use tandem_engines::tts::TtsEngine;
 use tandem_engines::{Recognizer, SpeakerEncoder};
 use tandem_store::Store;
 
+use crate::base_engines::BaseEngines;
 use crate::model_cache::{ModelCache, MODEL_CACHE_CAPACITY};
 use crate::replication::Replication;
 use crate::{quota::Quotas, EnginePool, Metrics};
 
 /// The loaded speech engines. They load after the listener is up, so `/readyz` can say "not yet".
 pub struct Engines {
-    /// Speech-to-text.
+    /// Speech-to-text: the region's default recognizer.
     pub recognizer: Arc<dyn Recognizer>,
+    /// The Custom Speech base recognizers: the default one and those loaded on first use.
+    pub bases: BaseEngines,
     /// Text-to-speech, with voice resolution and aliases.
     pub tts: Arc<TtsEngine>,
     /// Speaker embeddings (voice signatures) for speaker recognition.

@@ -28,16 +28,20 @@ pub enum AssetKind {
     Evaluation,
     /// `/endpoints`
     Endpoint,
+    /// `/operations/models/copy`: a copy of one of the resource's assets to another resource
+    /// (usually in another region), kept by the source so that a restart resumes it.
+    CopyOperation,
 }
 
 impl AssetKind {
-    /// The stored name: `dataset`, `model`, `evaluation` or `endpoint`.
+    /// The stored name: `dataset`, `model`, `evaluation`, `endpoint` or `copy-operation`.
     pub fn as_str(self) -> &'static str {
         match self {
             AssetKind::Dataset => "dataset",
             AssetKind::Model => "model",
             AssetKind::Evaluation => "evaluation",
             AssetKind::Endpoint => "endpoint",
+            AssetKind::CopyOperation => "copy-operation",
         }
     }
 }
@@ -56,6 +60,7 @@ impl FromStr for AssetKind {
             "model" => Ok(AssetKind::Model),
             "evaluation" => Ok(AssetKind::Evaluation),
             "endpoint" => Ok(AssetKind::Endpoint),
+            "copy-operation" => Ok(AssetKind::CopyOperation),
             other => Err(format!("unknown asset kind {other:?}")),
         }
     }
@@ -184,9 +189,15 @@ pub struct AssetPage {
     pub total: u64,
 }
 
+/// The blob prefix of everything a resource's assets keep: `assets/<resource>/` (with the
+/// slash).
+pub fn resource_blob_prefix(resource: ResourceId) -> String {
+    format!("assets/{resource}/")
+}
+
 /// The blob prefix of an asset's files: `assets/<resource>/<asset>/` (with the slash).
 pub fn asset_blob_prefix(resource: ResourceId, asset: Uuid) -> String {
-    format!("assets/{resource}/{asset}/")
+    format!("{}{asset}/", resource_blob_prefix(resource))
 }
 
 /// The blob key of one file of an asset: `assets/<resource>/<asset>/files/<file>`. Files are

@@ -23,6 +23,15 @@ const RESERVED_PREFIX: &str = "_tandem";
 const SUPPORTED: &str = "file:///ABSOLUTE/PATH";
 const MAX_KEY_LEN: usize = 1024;
 
+/// A listed blob: its key and its size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// The key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct FormatMarker {
     format_version: u32,
@@ -96,6 +105,16 @@ impl BlobStore {
     /// Every key starting with `prefix` (a plain string prefix), sorted. The store's own
     /// `_tandem/` objects are never listed.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list_meta(prefix)
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect())
+    }
+
+    /// Like [`BlobStore::list`], with each blob's size: one listing, no reads.
+    pub async fn list_meta(&self, prefix: &str) -> Result<Vec<BlobMeta>> {
         // object_store lists whole path segments: list the directory part, then filter.
         let dir = match prefix.rfind('/') {
             Some(i) => &prefix[..i],
@@ -107,13 +126,25 @@ impl BlobStore {
             Some(parse_key(dir)?)
         };
         let metas: Vec<_> = self.inner.list(dir_path.as_ref()).try_collect().await?;
-        let mut keys: Vec<String> = metas
+        let mut found: Vec<BlobMeta> = metas
             .into_iter()
-            .map(|m| m.location.to_string())
-            .filter(|k| k.starts_with(prefix) && !is_reserved(k))
+            .map(|m| BlobMeta {
+                key: m.location.to_string(),
+                size: m.size,
+            })
+            .filter(|m| m.key.starts_with(prefix) && !is_reserved(&m.key))
             .collect();
-        keys.sort();
-        Ok(keys)
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    /// Removes every blob whose key starts with `prefix`; returns how many there were.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize> {
+        let keys = self.list(prefix).await?;
+        for key in &keys {
+            self.delete(key).await?;
+        }
+        Ok(keys.len())
     }
 
     /// Checks the backend answers (reads the layout marker).

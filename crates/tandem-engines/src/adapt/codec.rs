@@ -1,17 +1,22 @@
 //! The adapted model's artifact: `to_bytes` / `from_bytes`.
 //!
-//! Layout (little-endian), format version 1:
+//! Layout (little-endian), format version 2:
 //!
 //! ```text
 //! magic "TNDMADPT" | u32 version | body | sha256(magic..body) (32 bytes)
 //! body:  str base_model | str base_sha256 | u32 n_vocab | u32 sot | u32 eot
 //!        u32 order | f32 lm_weight | f32 lm_floor | u32 beam_size | u32 prompt_tokens
+//!        f32 word_bonus                                                          (v2 only)
 //!        str prompt | u32 n, n x u32 prompt tokens
 //!        u32 n, n x (str display, str spoken)                              (pronunciations)
 //!        u32 n, n x u32                                              (punctuation tokens)
 //!        for k in 1..=order: u32 n, n x (k x u32 token, u32 count)         (n-gram counts)
+//!        u32 n, n x (u32 len, len x u32 token)                     (bias words, v2 only)
 //! str:   u32 byte length | UTF-8 bytes
 //! ```
+//!
+//! Format 1 is format 2 without the two v2 fields; it still loads, with no word bonus and no
+//! bias words, and so recognizes exactly as it did.
 //!
 //! The smoothed tables are rebuilt from the counts on load (deterministic, a few ms).
 //! `from_bytes` checks everything and never panics: a bad magic, a newer version, a checksum
@@ -21,13 +26,14 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use super::bias::BiasTrie;
 use super::ngram::{Counts, NgramLm};
 use super::{AdaptParams, AdaptedModel};
 use crate::{EngineError, Result};
 
 const MAGIC: &[u8; 8] = b"TNDMADPT";
 /// The artifact format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest vocabulary accepted on load (the LM allocates a dense table of this size).
 const MAX_VOCAB: u32 = 1 << 20;
 const MAX_ORDER: u32 = 8;
@@ -108,6 +114,7 @@ impl AdaptedModel {
         w.f32(self.params.lm_floor);
         w.u32(self.params.beam_size);
         w.u32(self.params.prompt_tokens);
+        w.f32(self.params.word_bonus);
         w.str(&self.prompt);
         w.len(self.prompt_tokens.len());
         for &t in &self.prompt_tokens {
@@ -132,6 +139,13 @@ impl AdaptedModel {
                     w.u32(t);
                 }
                 w.u32(c);
+            }
+        }
+        w.len(self.bias.words().len());
+        for word in self.bias.words() {
+            w.len(word.len());
+            for &t in word {
+                w.u32(t);
             }
         }
         let digest = Sha256::digest(&w.0);
@@ -174,9 +188,11 @@ impl AdaptedModel {
             lm_floor: r.f32()?,
             beam_size: r.u32()?,
             prompt_tokens: r.u32()?,
+            word_bonus: if version >= 2 { r.f32()? } else { 0.0 },
         };
         if !(1..=MAX_ORDER).contains(&params.order)
             || !params.lm_weight.is_finite()
+            || !params.word_bonus.is_finite()
             || !(params.lm_floor.is_finite() || params.lm_floor == f32::NEG_INFINITY)
             || !(1..=16).contains(&params.beam_size)
         {
@@ -214,6 +230,18 @@ impl AdaptedModel {
             }
             counts.push(table);
         }
+        let mut words = Vec::new();
+        if version >= 2 {
+            let n = r.count(4)?;
+            for _ in 0..n {
+                let len = r.count(4)?;
+                words.push(
+                    (0..len)
+                        .map(|_| r.u32().and_then(token))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+        }
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes after the n-gram tables"));
         }
@@ -231,6 +259,7 @@ impl AdaptedModel {
             is_punct: super::punct_table(&punctuation, n_vocab),
             punctuation,
             lm,
+            bias: BiasTrie::from_words(words),
         })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! whisper.cpp calls [`filter_logits`] once per decoder and step, after its own suppression
 //! rules and before its log-softmax, possibly from several threads at once. The callback adds
-//! `weight * ln P_lm(token | text tokens so far)` to every text token and to end-of-text;
+//! `weight * max(ln P_lm(token | text tokens so far), floor)` to every text token and to
+//! end-of-text, then the word bonus to the tokens that start or continue a domain word;
 //! whisper.cpp then renormalises. It reads its user data only through `&` and never panics
 //! across the FFI boundary (the work runs inside `catch_unwind`).
 
@@ -31,10 +32,29 @@ impl<'m> Fusion<'m> {
         Some(filter_logits)
     }
 
-    /// Adds the language model's scores to `logits` after the text tokens `history`
-    /// (punctuation already removed). Punctuation tokens and end-of-text are both scored as a
-    /// phrase end, `P(eot | history)`: punctuation is invisible to the n-gram model.
-    pub(crate) fn apply(&self, history: &[u32], logits: &mut [f32]) {
+    /// Adds the adapted model's scores to `logits` after the text tokens `text` (the tokens
+    /// decoded so far, below end-of-text): the n-gram model's, then the word bonus.
+    pub(crate) fn apply(&self, text: &[u32], logits: &mut [f32]) {
+        let history: Vec<u32> = text
+            .iter()
+            .copied()
+            .filter(|&id| {
+                !self
+                    .model
+                    .is_punct
+                    .get(id as usize)
+                    .copied()
+                    .unwrap_or(true)
+            })
+            .collect();
+        self.apply_lm(&history, logits);
+        self.apply_bias(text, logits);
+    }
+
+    /// The n-gram part, after `history` (punctuation already removed). Punctuation tokens and
+    /// end-of-text are both scored as a phrase end, `P(eot | history)`: punctuation is
+    /// invisible to the n-gram model.
+    fn apply_lm(&self, history: &[u32], logits: &mut [f32]) {
         let weight = self.model.params.lm_weight;
         if weight == 0.0 {
             return;
@@ -53,6 +73,28 @@ impl<'m> Fusion<'m> {
         }
         if let Some(l) = logits.get_mut(eot) {
             *l += weight * end;
+        }
+    }
+
+    /// The word bonus: `word_bonus` added once to each token that starts a domain word or
+    /// continues the one `text` ends in (see [`super::bias`]).
+    fn apply_bias(&self, text: &[u32], logits: &mut [f32]) {
+        let bonus = self.model.params.word_bonus;
+        if bonus == 0.0 {
+            return;
+        }
+        let (continuing, starting) = self.model.bias.boosted(text);
+        for &t in starting {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l += bonus;
+            }
+        }
+        for &t in continuing {
+            if starting.binary_search(&t).is_err() {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l += bonus;
+                }
+            }
         }
     }
 }
@@ -86,19 +128,11 @@ unsafe extern "C" fn filter_logits(
     let logits = unsafe { std::slice::from_raw_parts_mut(logits, fusion.n_vocab) };
     let eot = fusion.model.eot;
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        let history: Vec<u32> = tokens
+        let text: Vec<u32> = tokens
             .iter()
             .filter_map(|t| u32::try_from(t.id).ok())
-            .filter(|&id| {
-                id < eot
-                    && !fusion
-                        .model
-                        .is_punct
-                        .get(id as usize)
-                        .copied()
-                        .unwrap_or(true)
-            })
+            .filter(|&id| id < eot)
             .collect();
-        fusion.apply(&history, logits);
+        fusion.apply(&text, logits);
     }));
 }

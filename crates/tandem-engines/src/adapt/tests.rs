@@ -142,3 +142,86 @@ fn display_forms_replace_spoken_forms() {
     );
     assert_eq!(m.apply_display_forms("a cat"), "a cat");
 }
+
+#[test]
+fn the_bias_trie_boosts_starts_and_continuations_of_rare_words() {
+    let toy = Toy::new();
+    let m = AdaptedModel::train(&[TEXT], &[], &toy).unwrap();
+    let id = |s: &str| toy.tokens.iter().position(|t| t == s.as_bytes()).unwrap() as u32;
+    // " catus" is " cat" "u" "s" (three pieces): rare, so biased; " felis" is one token: not.
+    let (continuing, starting) = m.bias.boosted(&[]);
+    assert!(continuing.is_empty());
+    assert!(starting.contains(&id(" cat")));
+    assert!(!starting.contains(&id(" felis")));
+    let (continuing, _) = m.bias.boosted(&[id(" the"), id(" cat")]);
+    assert_eq!(continuing, &[id("u")]);
+    let (continuing, _) = m.bias.boosted(&[id(" cat"), id("u")]);
+    assert_eq!(continuing, &[id("s")]);
+    // The bonus reaches the logits only when switched on.
+    let mut on = m.clone();
+    on.set_params(AdaptParams {
+        lm_weight: 0.0,
+        word_bonus: 2.0,
+        ..m.params()
+    });
+    let mut logits = vec![0.0f32; toy.n_vocab() as usize];
+    Fusion::new(&on, logits.len()).apply(&[id(" cat")], &mut logits);
+    assert_eq!(logits[id("u") as usize], 2.0);
+    assert_eq!(logits[id("x") as usize], 0.0);
+}
+
+/// The layout of format 1: format 2 without `word_bonus` and the bias words.
+fn as_format_1(m: &AdaptedModel) -> Vec<u8> {
+    let v2 = m.to_bytes();
+    let body = &v2[..v2.len() - 32];
+    let bonus_at = 12 + 4 + m.base_model().len() + 4 + m.base_sha256().len() + 12 + 20;
+    let words_len: usize = 4 + m
+        .bias
+        .words()
+        .iter()
+        .map(|w| 4 + 4 * w.len())
+        .sum::<usize>();
+    let mut v1 = body[..bonus_at].to_vec();
+    v1.extend_from_slice(&body[bonus_at + 4..body.len() - words_len]);
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&v1);
+    v1.extend_from_slice(&digest);
+    v1
+}
+
+#[test]
+fn format_1_artifacts_still_load_without_the_word_bonus() {
+    let toy = Toy::new();
+    let prons = vec![("Felis catus".to_string(), "feel is cat us".to_string())];
+    let mut m = AdaptedModel::train(&[TEXT], &prons, &toy).unwrap();
+    m.set_params(AdaptParams {
+        word_bonus: 1.5,
+        ..m.params()
+    });
+    assert!(!m.bias.words().is_empty());
+    let v1 = as_format_1(&m);
+    assert_eq!(&v1[8..12], &1u32.to_le_bytes());
+    let old = AdaptedModel::from_bytes(&v1).unwrap();
+    assert_eq!(
+        old.params(),
+        AdaptParams {
+            word_bonus: 0.0,
+            ..m.params()
+        }
+    );
+    assert!(old.bias.words().is_empty());
+    assert_eq!(old.prompt(), m.prompt());
+    assert_eq!(old.lm().log_prob(&[], 3), m.lm().log_prob(&[], 3));
+    assert_eq!(old.apply_display_forms("feel is cat us"), "Felis catus");
+    // Written again, it is a format 2 artifact that reads back the same.
+    let again = AdaptedModel::from_bytes(&old.to_bytes()).unwrap();
+    assert_eq!(&old.to_bytes()[8..12], &FORMAT_VERSION.to_le_bytes());
+    assert_eq!(again.to_bytes(), old.to_bytes());
+    // A format 1 header on a format 2 body is refused (trailing bytes), not misread.
+    let mut mislabelled = m.to_bytes();
+    let n = mislabelled.len() - 32;
+    mislabelled[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&mislabelled[..n]);
+    mislabelled[n..].copy_from_slice(&digest);
+    assert!(AdaptedModel::from_bytes(&mislabelled).is_err());
+}

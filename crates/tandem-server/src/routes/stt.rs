@@ -3,22 +3,24 @@
 //! The flow: authenticate (and take a quota slot), read the WAV (whole or chunked) under the
 //! body limit, decode and resample to 16 kHz mono, refuse audio over the limit, find speech
 //! with the VAD (none → `InitialSilenceTimeout`), recognize on the bounded worker pool (with the
-//! Custom Speech model of `?cid=<endpoint>` when given), and answer in Azure's simple or
-//! detailed shape.
+//! Custom Speech model of `?cid=<endpoint>` when given, on the recognizer of its base model),
+//! and answer in Azure's simple or detailed shape.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 use tandem_audio::{decode_wav, detect_speech, resample};
 use tandem_engines::text::{azure_forms, Profanity};
-use tandem_engines::RecognizeOptions;
+use tandem_engines::{RecognizeOptions, Recognizer};
 
-use super::custom_speech::endpoint_model;
+use super::custom_speech::{
+    base_scope, endpoint_logging, endpoint_model, record_log, transcription_doc, LogScope,
+};
 use super::read_body;
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -37,6 +39,9 @@ struct Params {
     profanity: Profanity,
     /// The Custom Speech endpoint to recognize with.
     cid: Option<String>,
+    /// `storeAudio=true`: log this recognition (audio and transcription) even where the
+    /// endpoint does not log everything.
+    store_audio: bool,
 }
 
 fn params(mode: &str, q: &HashMap<String, String>) -> Result<Params, ApiError> {
@@ -83,11 +88,23 @@ fn params(mode: &str, q: &HashMap<String, String>) -> Result<Params, ApiError> {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(str::to_owned);
+    let store_audio = match get("storeAudio").map(|v| v.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            return Err(ApiError::bad_request(
+                "InvalidArgument",
+                format!("storeAudio {v:?} is not a boolean: use true or false"),
+            ))
+        }
+    };
     Ok(Params {
         language,
         format,
         profanity,
         cid,
+        store_audio,
     })
 }
 
@@ -103,6 +120,16 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+fn unsupported_language(language: &str, recognizer: &dyn Recognizer) -> ApiError {
+    ApiError::bad_request(
+        "InvalidLanguage",
+        format!(
+            "language {language:?} is not supported by the model ({}); use en-US",
+            recognizer.name()
+        ),
+    )
 }
 
 fn ticks(secs: f64) -> u64 {
@@ -122,21 +149,66 @@ pub(crate) async fn recognize(
     let bytes = read_body(body, state.config().max_body_bytes, "audio").await?;
     let p = params(&mode, &q)?;
     check_content_type(&headers)?;
+    let response = recognize_audio(&caller, &state, &p, &bytes).await?;
+    log_if_asked(&state, &caller, &mode, &p, bytes, &response).await;
+    Ok(Json(response))
+}
+
+/// Logs the recognition (Custom Speech endpoint logs) when the endpoint logs everything or the
+/// request asked with `storeAudio=true`. A failure to log is a warning, never the caller's
+/// error: the recognition has happened and is answered.
+async fn log_if_asked(
+    state: &AppState,
+    caller: &Caller,
+    mode: &str,
+    p: &Params,
+    audio: Bytes,
+    response: &Value,
+) {
+    let scope = match &p.cid {
+        Some(cid) => match endpoint_logging(state, caller.resource.id, cid).await {
+            Ok(Some((endpoint, on))) if on || p.store_audio => LogScope::Endpoint(endpoint),
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the endpoint's logging setting");
+                return;
+            }
+        },
+        None if p.store_audio => match base_scope(&p.language) {
+            Some(scope) => scope,
+            None => return,
+        },
+        None => return,
+    };
+    let set = uuid::Uuid::new_v4();
+    let at = time::OffsetDateTime::now_utc();
+    let audio_secs = decode_wav(&audio).map_or(0.0, |pcm| pcm.duration_secs());
+    let doc = transcription_doc(set, at, scope, mode, &p.language, audio_secs, response);
+    let store = state.store();
+    if let Err(e) = record_log(store, caller.resource.id, scope, set, at, audio, &doc).await {
+        tracing::warn!(resource = %caller.resource.id, error = %e, "could not store an endpoint log");
+    }
+}
+
+/// Recognizes one short-audio request: the answer in Azure's simple or detailed shape.
+async fn recognize_audio(
+    caller: &Caller,
+    state: &AppState,
+    p: &Params,
+    bytes: &Bytes,
+) -> Result<Value, ApiError> {
     let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
         message: "the speech engines are still loading".into(),
         retry_after: 2,
     })?;
-    if !engines.recognizer.supports_language(&p.language) {
-        return Err(ApiError::bad_request(
-            "InvalidLanguage",
-            format!(
-                "language {:?} is not supported by the default model ({}); use en-US",
-                p.language,
-                engines.recognizer.name()
-            ),
+    // With `cid`, the endpoint's base model decides (below).
+    if p.cid.is_none() && !engines.recognizer.supports_language(&p.language) {
+        return Err(unsupported_language(
+            &p.language,
+            engines.recognizer.as_ref(),
         ));
     }
-    let pcm = decode_wav(&bytes)?;
+    let pcm = decode_wav(bytes)?;
     let max = state.config().max_audio_secs as f64;
     if pcm.duration_secs() > max {
         return Err(ApiError::bad_request(
@@ -149,17 +221,25 @@ pub(crate) async fn recognize(
     }
     let pcm = resample(&pcm, 16_000);
     let Some(span) = detect_speech(&pcm) else {
-        return Ok(Json(json!({
+        return Ok(json!({
             "RecognitionStatus": "InitialSilenceTimeout",
             "Offset": ticks(pcm.duration_secs()),
             "Duration": 0,
-        })));
+        }));
     };
-    let adapted = match &p.cid {
-        Some(cid) => Some(endpoint_model(&state, caller.resource.id, cid).await?),
-        None => None,
+    // A custom model runs on the recognizer of its base model, which may still be loading
+    // (503 with Retry-After).
+    let (recognizer, adapted) = match &p.cid {
+        Some(cid) => {
+            let model = endpoint_model(state, caller.resource.id, cid).await?;
+            let recognizer = engines.bases.get_now(model.base_model())?;
+            if !recognizer.supports_language(&p.language) {
+                return Err(unsupported_language(&p.language, recognizer.as_ref()));
+            }
+            (recognizer, Some(model))
+        }
+        None => (engines.recognizer.clone(), None),
     };
-    let recognizer = engines.recognizer.clone();
     let opts = RecognizeOptions {
         language: p.language.clone(),
         audio_ctx: state.config().whisper_audio_ctx,
@@ -183,13 +263,13 @@ pub(crate) async fn recognize(
     let duration = ticks(span.end_secs - span.start_secs);
     let forms = azure_forms(&result.text, p.profanity);
     if forms.display.trim().is_empty() {
-        return Ok(Json(json!({
+        return Ok(json!({
             "RecognitionStatus": "NoMatch",
             "Offset": offset,
             "Duration": duration,
-        })));
+        }));
     }
-    Ok(Json(match p.format {
+    Ok(match p.format {
         Format::Simple => json!({
             "RecognitionStatus": "Success",
             "DisplayText": forms.display,
@@ -209,7 +289,7 @@ pub(crate) async fn recognize(
                 "Display": forms.display,
             }],
         }),
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -284,6 +364,27 @@ mod tests {
         assert_eq!(p.cid.as_deref(), Some("e1"));
         let p = params("conversation", &q(&[("language", "en-US"), ("cid", "")])).unwrap();
         assert!(p.cid.is_none());
+    }
+
+    #[test]
+    fn store_audio_is_a_boolean_and_off_by_default() {
+        let with = |v: &str| {
+            params(
+                "conversation",
+                &q(&[("language", "en-US"), ("storeAudio", v)]),
+            )
+        };
+        assert!(
+            !params("conversation", &q(&[("language", "en-US")]))
+                .unwrap()
+                .store_audio
+        );
+        assert!(with("true").unwrap().store_audio);
+        assert!(with(" TRUE ").unwrap().store_audio);
+        assert!(!with("false").unwrap().store_audio);
+        for bad in ["", "yes", "1"] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -48,6 +48,18 @@ pub async fn blob_put_get_list_delete(store: &Store) {
         [k1.clone(), format!("{p}empty"), k2.clone()],
         "list is every key under the prefix, sorted"
     );
+    let sizes: Vec<(String, u64)> = b
+        .list_meta(&p)
+        .await
+        .expect("list_meta")
+        .into_iter()
+        .map(|m| (m.key, m.size))
+        .collect();
+    assert_eq!(
+        sizes,
+        [(k1.clone(), 3), (format!("{p}empty"), 0), (k2.clone(), 3)],
+        "list_meta lists the same keys with their sizes"
+    );
     b.delete(&k1).await.expect("delete");
     b.delete(&k1).await.expect("delete is idempotent");
     assert_eq!(
@@ -66,6 +78,18 @@ pub async fn blob_put_get_list_delete(store: &Store) {
             .expect("list empty")
             .is_empty(),
         "unused prefix lists nothing"
+    );
+    assert_eq!(
+        b.delete_prefix(&format!("{p}sub/"))
+            .await
+            .expect("delete_prefix"),
+        1,
+        "delete_prefix counts what it removed"
+    );
+    assert_eq!(
+        b.list(&p).await.expect("list"),
+        [format!("{p}empty")],
+        "delete_prefix removes only its prefix"
     );
     b.ping().await.expect("ping");
 }

@@ -15,7 +15,7 @@ mod replication;
 mod speaker;
 mod updates;
 
-pub use assets::{assets_crud, assets_paging, assets_tenant_isolation};
+pub use assets::{assets_crud, assets_every_kind, assets_paging, assets_tenant_isolation};
 pub use blob::{
     blob_invalid_keys, blob_large, blob_list_prefix, blob_overwrite, blob_put_get_list_delete,
 };
@@ -56,6 +56,7 @@ pub async fn run_all(store: &Store) {
     assets_crud(store).await;
     assets_paging(store).await;
     assets_tenant_isolation(store).await;
+    assets_every_kind(store).await;
     blob_put_get_list_delete(store).await;
     blob_overwrite(store).await;
     blob_list_prefix(store).await;

@@ -26,7 +26,7 @@ mod speaker;
 use crate::{HlcClock, MetaStore, Resource, Result, StoreError};
 
 /// The metadata format version this build writes and the newest it reads.
-pub const METADATA_FORMAT_VERSION: u32 = 5;
+pub const METADATA_FORMAT_VERSION: u32 = 6;
 
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";
 

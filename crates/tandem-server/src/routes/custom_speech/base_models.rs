@@ -1,5 +1,8 @@
-//! `/models/base`: Models_ListBaseModels and _GetBaseModel. The one base model is the
-//! recognizer this region loaded, under an id derived from its name and sha256.
+//! `/models/base`: Models_ListBaseModels and _GetBaseModel. The base models are the region's
+//! [`crate::BaseEngines`]: the default recognizer (Whisper tiny.en, loaded at start), then the
+//! models pulled and loaded on first use (Whisper base, multilingual). Each has one entry, for
+//! `en-US` (Custom Speech datasets here are English), under an id derived from its name and
+//! pinned sha256, so that it is listed (and stable) before its file is ever pulled.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -7,35 +10,71 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{azure_time, page_json, parse_id, Cx, Paging};
-use crate::{ApiError, AppState, V3Error};
+use super::{azure_time, page_json, parse_id, ref_id, Cx, Paging};
+use crate::{ApiError, AppState, Engines, V3Error};
 
 type V3Result<T> = Result<T, V3Error>;
 
-/// The base model this region serves: the loaded recognizer.
+/// A base model this region serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BaseModel {
     /// Stable id: derived from the model's name and sha256, so that every region running the
     /// same model file gives it the same id.
     pub id: Uuid,
-    /// e.g. `whisper-tiny.en`.
+    /// e.g. `whisper-tiny.en`: the recognizer's name, which adapted models record.
     pub name: String,
     /// Whether the engine can be adapted (has a token vocabulary).
     pub adaptable: bool,
+    /// Whether it is the region's default recognizer (else it is loaded on first use).
+    pub default: bool,
 }
 
-/// The base model, or 503 while the engines load.
-pub(crate) fn base_model(state: &AppState) -> Result<BaseModel, ApiError> {
-    let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
+/// The engines, or 503 while they load.
+pub(crate) fn engines(state: &AppState) -> Result<&Engines, ApiError> {
+    state.engines().ok_or_else(|| ApiError::Unavailable {
         message: "the speech engines are still loading".into(),
         retry_after: 2,
-    })?;
-    let r = &engines.recognizer;
-    let sha = r.vocabulary().map(|v| v.model_sha256()).unwrap_or_default();
-    Ok(BaseModel {
-        id: base_model_id(r.name(), sha),
-        name: r.name().to_owned(),
-        adaptable: r.vocabulary().is_some(),
     })
+}
+
+/// Every base model, the default first; 503 while the engines load.
+pub(crate) fn base_models(state: &AppState) -> Result<Vec<BaseModel>, ApiError> {
+    Ok(engines(state)?
+        .bases
+        .models()
+        .into_iter()
+        .map(|m| BaseModel {
+            id: base_model_id(&m.name, &m.sha256),
+            name: m.name,
+            adaptable: m.adaptable,
+            default: m.default,
+        })
+        .collect())
+}
+
+/// The base model with this id, if the region has it.
+pub(crate) fn find_base(state: &AppState, id: Uuid) -> Result<Option<BaseModel>, ApiError> {
+    Ok(base_models(state)?.into_iter().find(|b| b.id == id))
+}
+
+/// The base model that a create body's `baseModel.self` names (the default one when it names
+/// none); 400 `InvalidBaseModel` when it is not one of [`base_models`].
+pub(crate) fn resolve_base(state: &AppState, url: Option<&str>) -> Result<BaseModel, ApiError> {
+    let all = base_models(state)?;
+    let Some(url) = url else {
+        return all
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Internal("no base model".into()));
+    };
+    ref_id(url, "models/base")
+        .and_then(|id| all.into_iter().find(|b| b.id == id))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "InvalidBaseModel",
+                format!("base model {url:?} does not exist: see GET /models/base"),
+            )
+        })
 }
 
 /// A version-8 GUID from the first 16 bytes of sha256(`name` NUL `sha256`).
@@ -66,8 +105,16 @@ pub(crate) fn features(adaptable: bool, base: bool) -> Value {
 
 /// Azure's base `Model` entity.
 fn base_json(cx: &Cx, base: &BaseModel) -> Value {
-    // The release of Whisper's English models.
+    // The release of Whisper's models.
     let released = azure_time(time::macros::datetime!(2022-09-21 00:00 UTC));
+    let description = if base.default {
+        format!("{} (English), the model this region loads", base.name)
+    } else {
+        format!(
+            "{} (multilingual), pulled and loaded by this region on first use",
+            base.name
+        )
+    };
     json!({
         "self": cx.url(&format!("/models/base/{}", base.id)),
         "properties": {
@@ -80,7 +127,7 @@ fn base_json(cx: &Cx, base: &BaseModel) -> Value {
         "createdDateTime": released,
         "locale": "en-US",
         "displayName": base.name,
-        "description": format!("{} (English), the model this region loads", base.name),
+        "description": description,
     })
 }
 
@@ -91,11 +138,20 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
 ) -> V3Result<Json<Value>> {
     let paging = Paging::parse(query.as_deref())?;
-    let base = base_model(&state)?;
-    let values: Vec<Value> = std::iter::once(base_json(&cx, &base))
+    let all = base_models(&state)?;
+    let total = all.len() as u64;
+    let values: Vec<Value> = all
+        .iter()
         .skip(usize::try_from(paging.skip).unwrap_or(usize::MAX))
+        .take(paging.top as usize)
+        .map(|b| base_json(&cx, b))
         .collect();
-    Ok(Json(page_json(values, 1, paging, &cx.url("/models/base"))))
+    Ok(Json(page_json(
+        values,
+        total,
+        paging,
+        &cx.url("/models/base"),
+    )))
 }
 
 /// `GET /models/base/{id}`
@@ -105,11 +161,23 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> V3Result<Json<Value>> {
     let uuid = parse_id(&id, "base model")?;
-    let base = base_model(&state)?;
-    if uuid != base.id {
-        return Err(V3Error(ApiError::NotFound(format!(
-            "base model {uuid} not found"
-        ))));
-    }
+    let base = find_base(&state, uuid)?
+        .ok_or_else(|| V3Error(ApiError::NotFound(format!("base model {uuid} not found"))))?;
     Ok(Json(base_json(&cx, &base)))
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_engines::models::{pinned, WHISPER_BASE, WHISPER_TINY_EN};
+
+    use super::*;
+
+    /// The ids are part of the API (clients store them): they come from the name and the
+    /// *pinned* sha256, so they are known before a model is pulled, and never change.
+    #[test]
+    fn base_model_ids_are_pinned() {
+        let id = |name| base_model_id(name, pinned(name).unwrap().ggml_sha256).to_string();
+        assert_eq!(id(WHISPER_TINY_EN), "5b60ccf5-8f3b-83c2-bd90-4d0990072ab9");
+        assert_eq!(id(WHISPER_BASE), "b287ec2b-8538-81bf-b7b7-2c7235233910");
+    }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tandem_core::ResourceId;
 use tandem_engines::AdaptedModel;
-use tandem_store::{Asset, AssetKind, AssetStatus, NewAsset};
+use tandem_store::{Asset, AssetKind, AssetStatus, AssetUpdate, NewAsset};
 use uuid::Uuid;
 
 use super::create::custom_properties;
@@ -33,6 +33,10 @@ pub(crate) struct EndpointDoc {
     pub format: u32,
     /// The custom model it serves.
     pub model: Uuid,
+    /// Whether every recognition through it is logged (audio and transcription; see
+    /// [`super::logs`]). Off unless the customer turns it on.
+    #[serde(default)]
+    pub logging_enabled: bool,
     /// The customer's `customProperties`.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub custom_properties: Map<String, Value>,
@@ -55,11 +59,12 @@ fn endpoint_json(cx: &Cx, asset: &Asset, doc: &EndpointDoc) -> Value {
         "self": cx.url(&format!("/endpoints/{}", asset.id)),
         "model": { "self": cx.url(&format!("/models/{}", doc.model)) },
         "links": {
+            "logs": cx.url(&format!("/endpoints/{}/files/logs", asset.id)),
             "restInteractive": rest("interactive"),
             "restConversation": rest("conversation"),
             "restDictation": rest("dictation"),
         },
-        "properties": asset.properties,
+        "properties": endpoint_properties(doc),
         "lastActionDateTime": azure_time(asset.last_action_at),
         "status": asset.status.as_str(),
         "createdDateTime": azure_time(asset.created_at),
@@ -75,6 +80,26 @@ fn endpoint_json(cx: &Cx, asset: &Asset, doc: &EndpointDoc) -> Value {
     v
 }
 
+/// Azure's endpoint `properties`: Tandem's endpoints never expire, so only `loggingEnabled`.
+fn endpoint_properties(doc: &EndpointDoc) -> Value {
+    json!({ "loggingEnabled": doc.logging_enabled })
+}
+
+/// The `properties` of a create or update body. Azure reads `loggingEnabled` on create and
+/// `contentLoggingEnabled` on update; both are accepted on both.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PropertiesBody {
+    logging_enabled: Option<bool>,
+    content_logging_enabled: Option<bool>,
+}
+
+impl PropertiesBody {
+    fn logging(&self) -> Option<bool> {
+        self.content_logging_enabled.or(self.logging_enabled)
+    }
+}
+
 fn bad(code: &'static str, message: impl Into<String>) -> V3Error {
     V3Error(ApiError::bad_request(code, message))
 }
@@ -87,25 +112,22 @@ struct CreateBody {
     display_name: Option<String>,
     description: Option<String>,
     custom_properties: Option<Value>,
+    #[serde(default)]
+    properties: PropertiesBody,
 }
 
-/// `POST /endpoints`: deploys a `Succeeded` custom model (else 400 `ModelNotDeployable`).
-pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -> V3Result {
-    let b: CreateBody = json_body(&body)?;
-    let name = display_name(b.display_name)?;
-    let custom = custom_properties(b.custom_properties)?;
-    let url = b
-        .model
-        .and_then(|m| m.url)
-        .ok_or_else(|| bad("InvalidModel", "model is required"))?;
-    if ref_id(&url, "models/base").is_some() {
+/// The custom model that `url` names, checked for deployment: one of the caller's models,
+/// `Succeeded`, adapting a base model this region runs. Else 400 `InvalidModel` or
+/// `ModelNotDeployable`. Returns the model and its parsed artifact.
+async fn deployable(state: &AppState, cx: &Cx, url: &str) -> V3Result<(Asset, Arc<AdaptedModel>)> {
+    if ref_id(url, "models/base").is_some() {
         return Err(bad(
             "ModelNotDeployable",
             "base models are served without an endpoint: recognize without cid",
         ));
     }
     let missing = || bad("InvalidModel", format!("model {url:?} does not exist"));
-    let model_id = ref_id(&url, "models").ok_or_else(missing)?;
+    let model_id = ref_id(url, "models").ok_or_else(missing)?;
     let model = state
         .store()
         .meta
@@ -121,6 +143,31 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
             ),
         ));
     }
+    let parsed = train::load_artifact(state, &model).await?;
+    // Any base model of this region; one loaded on demand starts loading now.
+    let bases = &super::base_models::engines(state)?.bases;
+    if let Err(crate::BaseError::Unknown(_)) = bases.get_now(parsed.base_model()) {
+        return Err(bad(
+            "ModelNotDeployable",
+            format!(
+                "model {model_id} adapts {}, which this region does not run",
+                parsed.base_model()
+            ),
+        ));
+    }
+    Ok((model, parsed))
+}
+
+/// `POST /endpoints`: deploys a `Succeeded` custom model (else 400 `ModelNotDeployable`).
+pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -> V3Result {
+    let b: CreateBody = json_body(&body)?;
+    let name = display_name(b.display_name)?;
+    let custom = custom_properties(b.custom_properties)?;
+    let url = b
+        .model
+        .and_then(|m| m.url)
+        .ok_or_else(|| bad("InvalidModel", "model is required"))?;
+    let (model, parsed) = deployable(&state, &cx, &url).await?;
     let locale = b.locale.unwrap_or_else(|| model.locale.clone());
     if !locale.trim().eq_ignore_ascii_case(&model.locale) {
         return Err(bad(
@@ -131,20 +178,10 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
             ),
         ));
     }
-    let base = super::base_models::base_model(&state)?;
-    let parsed = train::load_artifact(&state, &model).await?;
-    if parsed.base_model() != base.name {
-        return Err(bad(
-            "ModelNotDeployable",
-            format!(
-                "model {model_id} adapts {}, which this region does not run",
-                parsed.base_model()
-            ),
-        ));
-    }
     let doc = EndpointDoc {
         format: ENDPOINT_DOC_FORMAT,
-        model: model_id,
+        model: model.id,
+        logging_enabled: b.properties.logging().unwrap_or(false),
         custom_properties: custom,
     };
     let new = NewAsset {
@@ -155,16 +192,83 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
         display_name: name,
         description: b.description.filter(|d| !d.is_empty()),
         locale: model.locale.clone(),
-        // Tandem keeps no audio or transcripts of endpoint traffic.
-        properties: json!({ "loggingEnabled": false }),
-        doc: serde_json::to_value(&doc)
-            .map_err(|e| ApiError::Internal(format!("endpoint document: {e}")))?,
+        properties: endpoint_properties(&doc),
+        doc: doc_value(&doc)?,
     };
     let asset = state.store().meta.create_asset(new).await?;
     state
         .custom_models()
-        .insert(cx.resource(), asset.id, parsed);
+        .insert(cx.resource(), asset.id, model.id, parsed);
     Ok(super::created(endpoint_json(&cx, &asset, &doc)))
+}
+
+fn doc_value(doc: &EndpointDoc) -> Result<Value, ApiError> {
+    serde_json::to_value(doc).map_err(|e| ApiError::Internal(format!("endpoint document: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateBody {
+    model: Option<EntityRef>,
+    display_name: Option<String>,
+    description: Option<String>,
+    custom_properties: Option<Value>,
+    #[serde(default)]
+    properties: PropertiesBody,
+}
+
+/// `PATCH /endpoints/{id}`: re-points the endpoint at another model without changing its id
+/// (Azure's way to upgrade, or to fail over to a copied model), turns content logging on or
+/// off, and renames. The new model is checked as on create and must have the endpoint's
+/// locale; `?cid=` serves it from the next request on.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    cx: Cx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> V3Result<axum::Json<Value>> {
+    let b: UpdateBody = json_body(&body)?;
+    let (asset, mut doc) = crud::load::<Endpoints>(&state, &cx, &id).await?;
+    let mut repointed = None;
+    if let Some(url) = b.model.and_then(|m| m.url) {
+        let (model, parsed) = deployable(&state, &cx, &url).await?;
+        if !model.locale.eq_ignore_ascii_case(&asset.locale) {
+            return Err(bad(
+                "InvalidLocale",
+                format!(
+                    "model {} is {}, the endpoint is {}: an endpoint keeps its locale",
+                    model.id, model.locale, asset.locale
+                ),
+            ));
+        }
+        doc.model = model.id;
+        repointed = Some(parsed);
+    }
+    if let Some(on) = b.properties.logging() {
+        doc.logging_enabled = on;
+    }
+    if b.custom_properties.is_some() {
+        doc.custom_properties = custom_properties(b.custom_properties)?;
+    }
+    let update = AssetUpdate {
+        display_name: b.display_name.map(|n| display_name(Some(n))).transpose()?,
+        description: b.description,
+        properties: Some(endpoint_properties(&doc)),
+        doc: Some(doc_value(&doc)?),
+        ..AssetUpdate::default()
+    };
+    let asset = state
+        .store()
+        .meta
+        .update_asset(cx.resource(), AssetKind::Endpoint, asset.id, update)
+        .await?;
+    let doc = endpoint_doc(&asset)?;
+    if let Some(parsed) = repointed {
+        state
+            .custom_models()
+            .insert(cx.resource(), asset.id, doc.model, parsed);
+    }
+    Ok(axum::Json(endpoint_json(&cx, &asset, &doc)))
 }
 
 /// The endpoint entity, for the shared handlers of [`crud`].
@@ -224,6 +328,27 @@ pub(crate) async fn first_using(
     }
 }
 
+/// The endpoint that `?cid=` names for a caller of `resource`, and whether it logs every
+/// recognition (`loggingEnabled`); `None` when there is no such endpoint.
+pub(crate) async fn endpoint_logging(
+    state: &AppState,
+    resource: ResourceId,
+    cid: &str,
+) -> Result<Option<(Uuid, bool)>, ApiError> {
+    let Ok(id) = Uuid::parse_str(cid.trim()) else {
+        return Ok(None);
+    };
+    match state
+        .store()
+        .meta
+        .get_asset(resource, AssetKind::Endpoint, id)
+        .await?
+    {
+        Some(endpoint) => Ok(Some((id, endpoint_doc(&endpoint)?.logging_enabled))),
+        None => Ok(None),
+    }
+}
+
 /// The model that `?cid=<endpoint>` names for a caller of `resource`: from the cache, else
 /// loaded from the store. An unknown id, another resource's endpoint and a deleted one are all
 /// the same 400 `InvalidEndpoint`.
@@ -247,10 +372,10 @@ pub(crate) async fn endpoint_model(
         .get_asset(resource, AssetKind::Endpoint, id)
         .await?
         .ok_or_else(unknown)?;
-    if let Some(m) = state.custom_models().get(resource, id) {
+    let doc = endpoint_doc(&endpoint)?;
+    if let Some(m) = state.custom_models().get(resource, id, doc.model) {
         return Ok(m);
     }
-    let doc = endpoint_doc(&endpoint)?;
     let model = state
         .store()
         .meta
@@ -263,6 +388,8 @@ pub(crate) async fn endpoint_model(
             ))
         })?;
     let parsed = train::load_artifact(state, &model).await?;
-    state.custom_models().insert(resource, id, parsed.clone());
+    state
+        .custom_models()
+        .insert(resource, id, doc.model, parsed.clone());
     Ok(parsed)
 }

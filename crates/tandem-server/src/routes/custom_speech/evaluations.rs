@@ -1,8 +1,9 @@
 //! `/evaluations`: Evaluations_Create, _List, _Get, _Update, _Delete, _ListFiles, _GetFile, and
 //! the bytes of the result file.
 //!
-//! An evaluation recognizes every utterance of an Acoustic dataset with two models (the base
-//! model or a custom one of the same resource) in the background, scores both against the
+//! An evaluation recognizes every utterance of an Acoustic dataset with two models (any base
+//! model, or a custom one of the same resource, recognized with its own base's recognizer) in
+//! the background, scores both against the
 //! dataset's `trans.txt` with [`tandem_engines::text::word_errors`], writes a side-by-side
 //! result file (`EvaluationDetails`) as a blob of the evaluation, and only then marks it
 //! `Succeeded` with Azure's counts. Word error rates are fractions (0.25 = 25 %), as
@@ -20,13 +21,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tandem_core::ResourceId;
 use tandem_engines::text::{parse_trans_txt, word_errors, WerStats};
-use tandem_engines::{AdaptedModel, RecognizeOptions};
+use tandem_engines::{AdaptedModel, RecognizeOptions, Recognizer};
 use tandem_store::{
     asset_file_key, Asset, AssetKind, AssetStatus, AssetUpdate, NewAsset, StoreError,
 };
 use uuid::Uuid;
 
-use super::base_models::base_model;
+use super::base_models::find_base;
 use super::create::{custom_properties, remove_blobs, DATASET_LOCALES};
 use super::crud::{self, Entity};
 use super::entity::dataset_doc;
@@ -81,7 +82,7 @@ pub(crate) struct EvaluationDoc {
     pub details: Option<DetailsFile>,
 }
 
-fn evaluation_doc(asset: &Asset) -> Result<EvaluationDoc, ApiError> {
+pub(crate) fn evaluation_doc(asset: &Asset) -> Result<EvaluationDoc, ApiError> {
     read_doc(asset, "evaluation", EVALUATION_DOC_FORMAT)
 }
 
@@ -155,9 +156,8 @@ async fn resolve_model(
 ) -> V3Result<EvalModel> {
     let url = r.and_then(|r| r.url).unwrap_or_default();
     let missing = || bad("InvalidModel", format!("{which} {url:?} does not exist"));
-    let base = base_model(state)?;
     if let Some(id) = ref_id(&url, "models/base") {
-        if id != base.id {
+        if find_base(state, id)?.is_none() {
             return Err(missing());
         }
         return Ok(EvalModel { id, base: true });
@@ -425,7 +425,7 @@ fn errors_json(s: &WerStats) -> Value {
 }
 
 /// Starts evaluation `id` on a background task.
-fn spawn(state: AppState, resource: ResourceId, id: Uuid, doc: EvaluationDoc) {
+pub(crate) fn spawn(state: AppState, resource: ResourceId, id: Uuid, doc: EvaluationDoc) {
     tokio::spawn(async move {
         let started = Instant::now();
         let outcome = evaluate(&state, resource, id, &doc).await;
@@ -438,7 +438,40 @@ fn spawn(state: AppState, resource: ResourceId, id: Uuid, doc: EvaluationDoc) {
     });
 }
 
-/// The adapted model of a custom model, `None` for the base model.
+/// The recognizer of a base or custom model (its base's), with the adapted model of a custom
+/// one. A base loaded on demand is pulled and loaded first.
+async fn recognizer_of(
+    state: &AppState,
+    resource: ResourceId,
+    m: &EvalModel,
+) -> Result<(Arc<dyn Recognizer>, Option<Arc<AdaptedModel>>), Failure> {
+    let adapted = adapted(state, resource, m).await?;
+    let base = match &adapted {
+        Some(a) => a.base_model().to_owned(),
+        None => {
+            find_base(state, m.id)
+                .map_err(|e| Failure::internal(e.to_string()))?
+                .ok_or_else(|| Failure {
+                    code: "InvalidModel",
+                    message: format!("base model {} is not available in this region", m.id),
+                })?
+                .name
+        }
+    };
+    let recognizer = state
+        .engines()
+        .ok_or_else(|| Failure::internal("the speech engines are not loaded"))?
+        .bases
+        .get(&base)
+        .await
+        .map_err(|e| Failure {
+            code: "InvalidModel",
+            message: e.to_string(),
+        })?;
+    Ok((recognizer, adapted))
+}
+
+/// The adapted model of a custom model, `None` for a base model.
 async fn adapted(
     state: &AppState,
     resource: ResourceId,
@@ -537,14 +570,9 @@ async fn evaluate(
         });
     }
     let models = [
-        adapted(state, resource, &doc.model1).await?,
-        adapted(state, resource, &doc.model2).await?,
+        recognizer_of(state, resource, &doc.model1).await?,
+        recognizer_of(state, resource, &doc.model2).await?,
     ];
-    let recognizer = state
-        .engines()
-        .ok_or_else(|| Failure::internal("the speech engines are not loaded"))?
-        .recognizer
-        .clone();
     let opts = RecognizeOptions {
         language: dataset.locale.clone(),
         audio_ctx: state.config().whisper_audio_ctx,
@@ -560,7 +588,7 @@ async fn evaluate(
             let pcm = tandem_audio::resample(&pcm, 16_000);
             let mut hyps = Vec::with_capacity(2);
             let mut errs = Vec::with_capacity(2);
-            for (i, m) in models.iter().enumerate() {
+            for (i, (recognizer, m)) in models.iter().enumerate() {
                 let text = recognizer
                     .recognize_with_model(&pcm.samples, &opts, m.as_deref())
                     .map_err(|e| Failure::internal(format!("recognizing {name}: {e}")))?

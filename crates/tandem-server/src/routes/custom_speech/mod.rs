@@ -1,5 +1,6 @@
 //! Custom Speech: Azure's Speech-to-text REST v3.2 (`/speechtotext/v3.2/…`, with the v3.1
-//! paths as aliases). Today: datasets, models (language adaptation), evaluations and endpoints.
+//! paths as aliases). Today: datasets, models (language adaptation), evaluations, endpoints and
+//! model copy between regions ([`copy`]).
 //! They share
 //! [`Cx`] (the caller and the absolute base URL that `self` links are built from), paging
 //! ([`Paging`], [`page_json`]), the stored [`Asset`](tandem_store::Asset) record, and
@@ -7,16 +8,20 @@
 
 mod base_models;
 mod content_url;
+mod copy;
 mod create;
 mod crud;
 mod datasets;
 mod endpoints;
 mod entity;
 mod evaluations;
+mod logs;
 mod models;
+mod resume;
 mod train;
 
-pub(crate) use endpoints::endpoint_model;
+pub(crate) use endpoints::{endpoint_logging, endpoint_model};
+pub(crate) use logs::{base_scope, record as record_log, transcription_doc, Scope as LogScope};
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
@@ -68,14 +73,19 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
                 &p("/models"),
                 get(crud::list::<models::Models>).post(models::create),
             )
+            .route(&p("/models/locales"), get(locales))
             .route(&p("/models/base"), get(base_models::list))
             .route(&p("/models/base/{id}"), get(base_models::get))
             .route(
                 &p("/models/{id}"),
                 get(crud::get::<models::Models>)
                     .patch(crud::update::<models::Models>)
-                    .delete(models::delete),
+                    .delete(models::delete)
+                    // `{id}:copyto` and `{id}:copy`.
+                    .post(copy::action),
             )
+            .route(&p("/models:authorizecopy"), post(copy::authorize))
+            .route(&p("/operations/models/copy/{id}"), get(copy::operation))
             .route(
                 &p("/evaluations"),
                 get(crud::list::<evaluations::Evaluations>).post(evaluations::create),
@@ -86,6 +96,7 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
                     .patch(crud::update::<evaluations::Evaluations>)
                     .delete(evaluations::delete),
             )
+            .route(&p("/evaluations/locales"), get(locales))
             .route(&p("/evaluations/{id}/files"), get(evaluations::files))
             .route(&p("/evaluations/{id}/files/{file}"), get(evaluations::file))
             .route(
@@ -98,10 +109,51 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
             )
             .route(
                 &p("/endpoints/{id}"),
-                get(crud::get::<endpoints::Endpoints>).delete(endpoints::delete),
+                get(crud::get::<endpoints::Endpoints>)
+                    .patch(endpoints::update)
+                    .delete(endpoints::delete),
+            )
+            .route(&p("/endpoints/locales"), get(locales))
+            .route(
+                &p("/endpoints/{id}/files/logs"),
+                get(logs::list).delete(logs::delete_all),
+            )
+            .route(
+                &p("/endpoints/{id}/files/logs/{log}"),
+                get(logs::get).delete(logs::delete_one),
+            )
+            .route(
+                &p("/endpoints/{id}/files/logs/{log}/content"),
+                get(logs::content),
+            )
+            .route(
+                &p("/endpoints/base/{locale}/files/logs"),
+                get(logs::base_list).delete(logs::base_delete_all),
+            )
+            .route(
+                &p("/endpoints/base/{locale}/files/logs/{log}"),
+                get(logs::base_get).delete(logs::base_delete_one),
+            )
+            .route(
+                &p("/endpoints/base/{locale}/files/logs/{log}/content"),
+                get(logs::base_content),
             );
     }
-    router
+    copy::internal_routes(router)
+}
+
+/// Starts the background work of Custom Speech: the endpoint-log retention sweep, and the
+/// trainings, evaluations and model copies that a previous run of this region left unfinished.
+pub fn start_background(state: &AppState) {
+    logs::spawn_retention(state.clone());
+    resume::spawn(state.clone());
+    copy::spawn_resume(state.clone());
+}
+
+/// `GET /models/locales`, `/evaluations/locales`, `/endpoints/locales`: the locales this region
+/// trains, evaluates and deploys (the datasets' locales), as Azure's array of names.
+pub(crate) async fn locales(_cx: Cx) -> Json<Value> {
+    Json(json!(create::DATASET_LOCALES))
 }
 
 /// An authenticated Custom Speech request: the caller (holding its concurrency slot) and the

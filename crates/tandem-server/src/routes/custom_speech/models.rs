@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use tandem_store::{Asset, AssetKind, AssetStatus, NewAsset};
 use uuid::Uuid;
 
-use super::base_models::{base_model, features};
+use super::base_models::{features, resolve_base};
 use super::create::{custom_properties, DATASET_LOCALES};
 use super::crud::{self, Entity};
 use super::entity::dataset_doc;
@@ -53,13 +53,21 @@ pub(crate) fn model_doc(asset: &Asset) -> Result<ModelDoc, ApiError> {
 
 /// Azure's custom `Model` entity.
 pub(crate) fn model_json(cx: &Cx, asset: &Asset, doc: &ModelDoc) -> Value {
+    model_json_at(&cx.base, asset, doc)
+}
+
+/// Azure's custom `Model` entity, with links under `base` (e.g. `http://host/speechtotext/v3.2`).
+pub(crate) fn model_json_at(base: &str, asset: &Asset, doc: &ModelDoc) -> Value {
+    let url = |rest: String| format!("{base}{rest}");
+    let this = url(format!("/models/{}", asset.id));
     let mut v = json!({
-        "self": cx.url(&format!("/models/{}", asset.id)),
-        "baseModel": { "self": cx.url(&format!("/models/base/{}", doc.base_model)) },
+        "links": { "copyTo": format!("{this}:copyto"), "copy": format!("{this}:copy") },
+        "self": this,
+        "baseModel": { "self": url(format!("/models/base/{}", doc.base_model)) },
         "datasets": doc
             .datasets
             .iter()
-            .map(|d| json!({ "self": cx.url(&format!("/datasets/{d}")) }))
+            .map(|d| json!({ "self": url(format!("/datasets/{d}")) }))
             .collect::<Vec<_>>(),
         "properties": asset.properties,
         "lastActionDateTime": azure_time(asset.last_action_at),
@@ -113,15 +121,7 @@ pub(crate) async fn create(State(state): State<AppState>, cx: Cx, body: Bytes) -
                 ),
             )
         })?;
-    let base = base_model(&state)?;
-    if let Some(url) = b.base_model.and_then(|r| r.url) {
-        if ref_id(&url, "models/base") != Some(base.id) {
-            return Err(bad(
-                "InvalidBaseModel",
-                format!("base model {url:?} does not exist: see GET /models/base"),
-            ));
-        }
-    }
+    let base = resolve_base(&state, b.base_model.and_then(|r| r.url).as_deref())?;
     if !base.adaptable {
         return Err(bad(
             "InvalidBaseModel",

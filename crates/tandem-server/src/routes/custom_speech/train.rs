@@ -1,7 +1,8 @@
 //! Training a custom model in the background, and loading a trained one.
 //!
-//! Training reads the Language and Pronunciation files of the model's datasets, trains an
-//! [`AdaptedModel`] on a blocking thread, writes its artifact as a blob of the model, and only
+//! Training reads the Language and Pronunciation files of the model's datasets, gets the
+//! recognizer of the model's base (pulling and loading it first if it is loaded on demand, see
+//! [`crate::BaseEngines`]), trains an [`AdaptedModel`] with its vocabulary on a blocking thread, writes its artifact as a blob of the model, and only
 //! then marks the model `Succeeded`, so that a `Succeeded` model always has its artifact. A
 //! failure marks it `Failed` with `properties.error`. A model deleted during training is left
 //! deleted: the artifact written for it is removed.
@@ -15,6 +16,7 @@ use tandem_engines::AdaptedModel;
 use tandem_store::{asset_file_key, Asset, AssetKind, AssetStatus, AssetUpdate, StoreError};
 use uuid::Uuid;
 
+use super::base_models::find_base;
 use super::create::remove_blobs;
 use super::entity::dataset_doc;
 use super::models::model_doc;
@@ -37,16 +39,19 @@ impl Failure {
 
 /// Starts training `model` from `datasets` on a background task.
 pub(crate) fn spawn(state: AppState, resource: ResourceId, model: Uuid, datasets: Vec<Uuid>) {
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let outcome = train(&state, resource, model, &datasets).await;
-        let secs = started.elapsed().as_secs_f64();
-        if let Err(f) = finish(&state, resource, model, outcome).await {
-            tracing::warn!(%model, error = %f, "could not record a model's training outcome");
-        } else {
-            tracing::info!(%model, secs, "custom model training finished");
-        }
-    });
+    tokio::spawn(async move { run(&state, resource, model, &datasets).await });
+}
+
+/// Trains `model` and records the outcome in its row (what [`spawn`] runs).
+pub(crate) async fn run(state: &AppState, resource: ResourceId, model: Uuid, datasets: &[Uuid]) {
+    let started = Instant::now();
+    let outcome = train(state, resource, model, datasets).await;
+    let secs = started.elapsed().as_secs_f64();
+    if let Err(f) = finish(state, resource, model, outcome).await {
+        tracing::warn!(%model, error = %f, "could not record a model's training outcome");
+    } else {
+        tracing::info!(%model, secs, "custom model training finished");
+    }
 }
 
 /// Marks the model `Running`, trains it and writes its artifact; returns the artifact's id.
@@ -61,14 +66,23 @@ async fn train(
         status: Some(AssetStatus::Running),
         ..AssetUpdate::default()
     };
-    match meta
+    let asset = match meta
         .update_asset(resource, AssetKind::Model, model, running)
         .await
     {
-        Ok(_) => {}
+        Ok(asset) => asset,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(Failure::internal(format!("storage: {e}"))),
-    }
+    };
+    let base_id = model_doc(&asset)
+        .map_err(|e| Failure::internal(e.to_string()))?
+        .base_model;
+    let base = find_base(state, base_id)
+        .map_err(|e| Failure::internal(e.to_string()))?
+        .ok_or_else(|| Failure {
+            code: "InvalidBaseModel",
+            message: format!("base model {base_id} is not available in this region"),
+        })?;
     let mut texts = Vec::new();
     let mut pronunciations = Vec::new();
     for &id in datasets {
@@ -103,11 +117,17 @@ async fn train(
             }
         }
     }
+    // A base model loaded on demand is pulled and loaded now (the model stays `Running`).
     let recognizer = state
         .engines()
         .ok_or_else(|| Failure::internal("the speech engines are not loaded"))?
-        .recognizer
-        .clone();
+        .bases
+        .get(&base.name)
+        .await
+        .map_err(|e| Failure {
+            code: "InvalidBaseModel",
+            message: e.to_string(),
+        })?;
     let artifact = tokio::task::spawn_blocking(move || {
         let vocab = recognizer
             .vocabulary()
@@ -197,8 +217,8 @@ async fn finish(
     }
 }
 
-/// Loads and parses the artifact of a trained model (on a blocking thread), checking that it
-/// adapts the recognizer this region runs.
+/// Loads and parses the artifact of a trained model (on a blocking thread). Which recognizer it
+/// adapts is [`AdaptedModel::base_model`]; the callers check that this region has it.
 pub(crate) async fn load_artifact(
     state: &AppState,
     model: &Asset,

@@ -1,0 +1,173 @@
+//! What each asset kind carries across a copy ([`CopyKind`]): the files to send, what the
+//! target checks before accepting bytes, and how it builds the new entity once every file is
+//! verified. Models are the only kind today; a custom voice model adds an implementation and
+//! a line in [`kind_for`], and copies the same way.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tandem_engines::AdaptedModel;
+use tandem_store::{Asset, AssetKind, AssetStatus};
+use uuid::Uuid;
+
+use super::super::base_models::find_base;
+use super::super::models::{model_doc, model_json_at, ModelDoc, MODEL_DOC_FORMAT};
+use super::wire::Manifest;
+use super::CopyError;
+use crate::AppState;
+
+/// One copyable asset kind.
+#[async_trait::async_trait]
+pub(crate) trait CopyKind: Send + Sync + 'static {
+    /// Its rows.
+    fn kind(&self) -> AssetKind;
+    /// Source: checks that `asset` can be copied now; the files (blob ids) it carries.
+    fn files(&self, asset: &Asset) -> Result<Vec<Uuid>, CopyError>;
+    /// Target, before any byte is staged: whether this region can take it.
+    fn admit(&self, state: &AppState, manifest: &Manifest) -> Result<(), CopyError>;
+    /// Target, once every file is verified: the new entity's `(properties, doc)`.
+    async fn finish(
+        &self,
+        state: &AppState,
+        manifest: &Manifest,
+        files: &[(Uuid, Bytes)],
+    ) -> Result<(Value, Value), CopyError>;
+    /// Target: the entity as Azure shows it, with links under `base`.
+    fn render(&self, base: &str, asset: &Asset) -> Result<Value, CopyError>;
+}
+
+/// The implementation for `kind`, if that kind can be copied.
+pub(crate) fn kind_for(kind: AssetKind) -> Option<&'static dyn CopyKind> {
+    match kind {
+        AssetKind::Model => Some(&ModelCopy),
+        _ => None,
+    }
+}
+
+/// Custom Speech models: one file, the `TNDMADPT` artifact.
+pub(crate) struct ModelCopy;
+
+fn target_doc(manifest: &Manifest) -> Result<ModelDoc, CopyError> {
+    let doc: ModelDoc = serde_json::from_value(manifest.doc.clone()).map_err(|e| {
+        CopyError::invalid(
+            "InvalidModel",
+            format!("the model document is unreadable: {e}"),
+        )
+    })?;
+    if doc.format > MODEL_DOC_FORMAT {
+        return Err(CopyError::invalid(
+            "InvalidModel",
+            format!(
+                "the model document format {} is newer than this region's ({MODEL_DOC_FORMAT})",
+                doc.format
+            ),
+        ));
+    }
+    Ok(doc)
+}
+
+#[async_trait::async_trait]
+impl CopyKind for ModelCopy {
+    fn kind(&self) -> AssetKind {
+        AssetKind::Model
+    }
+
+    fn files(&self, asset: &Asset) -> Result<Vec<Uuid>, CopyError> {
+        if asset.status != AssetStatus::Succeeded {
+            return Err(CopyError::invalid(
+                "InvalidModel",
+                format!(
+                    "model {} is {}: only a Succeeded model can be copied",
+                    asset.id, asset.status
+                ),
+            ));
+        }
+        let doc = model_doc(asset)?;
+        let artifact = doc.artifact.ok_or_else(|| {
+            CopyError::Internal(format!(
+                "model {} is Succeeded without an artifact",
+                asset.id
+            ))
+        })?;
+        Ok(vec![artifact])
+    }
+
+    fn admit(&self, state: &AppState, manifest: &Manifest) -> Result<(), CopyError> {
+        let doc = target_doc(manifest)?;
+        if doc.artifact.is_none() || manifest.files.len() != 1 {
+            return Err(CopyError::invalid(
+                "InvalidModel",
+                "a model copy carries exactly its artifact",
+            ));
+        }
+        // A base this region lists (loaded, or pulled on demand) is fine; any other is not.
+        if find_base(state, doc.base_model)?.is_none() {
+            return Err(CopyError::invalid(
+                "InvalidBaseModel",
+                format!(
+                    "the model's base model {} is not available in region {}: see GET /models/base there",
+                    doc.base_model,
+                    state.region()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        state: &AppState,
+        manifest: &Manifest,
+        files: &[(Uuid, Bytes)],
+    ) -> Result<(Value, Value), CopyError> {
+        let mut doc = target_doc(manifest)?;
+        let (id, bytes) = files
+            .iter()
+            .find(|(id, _)| Some(*id) == doc.artifact)
+            .cloned()
+            .ok_or_else(|| CopyError::invalid("InvalidModel", "the artifact was not sent"))?;
+        let parsed = tokio::task::spawn_blocking(move || AdaptedModel::from_bytes(&bytes))
+            .await
+            .map_err(|e| CopyError::Internal(format!("artifact check: {e}")))?
+            .map_err(|e| {
+                CopyError::invalid("InvalidModel", format!("artifact {id} is not a model: {e}"))
+            })?;
+        let base = find_base(state, doc.base_model)?.ok_or_else(|| {
+            CopyError::invalid(
+                "InvalidBaseModel",
+                format!("base model {} is not available here", doc.base_model),
+            )
+        })?;
+        if parsed.base_model() != base.name {
+            return Err(CopyError::invalid(
+                "InvalidModel",
+                format!(
+                    "the artifact adapts {}, the document says {}",
+                    parsed.base_model(),
+                    base.name
+                ),
+            ));
+        }
+        // A base loaded on demand starts pulling now, so the first endpoint is quick.
+        if let Some(engines) = state.engines() {
+            let _ = engines.bases.get_now(&base.name);
+        }
+        // The source's datasets do not exist here; the lineage says where the model came from.
+        doc.datasets.clear();
+        doc.format = MODEL_DOC_FORMAT;
+        let mut properties = manifest.properties.clone();
+        if !properties.is_object() {
+            properties = json!({});
+        }
+        properties["copiedFrom"] = json!({
+            "region": manifest.source_region,
+            "modelId": manifest.source_id,
+        });
+        let doc = serde_json::to_value(&doc)
+            .map_err(|e| CopyError::Internal(format!("model document: {e}")))?;
+        Ok((properties, doc))
+    }
+
+    fn render(&self, base: &str, asset: &Asset) -> Result<Value, CopyError> {
+        Ok(model_json_at(base, asset, &model_doc(asset)?))
+    }
+}
