@@ -26,19 +26,19 @@ const GUIDE_DEPLOYMENT: f64 = 10.0 * 60.0;
 
 /// How often a `NotStarted`/`Running` entity is polled: every 10 ms at first, then every
 /// 1/50 of the time waited so far (at most 1 s), so a step is timed within about 2 %.
-fn poll_interval(waited: Duration) -> Duration {
+pub(crate) fn poll_interval(waited: Duration) -> Duration {
     (waited / 50).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    origin: String,
-    key: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) origin: String,
+    pub(crate) key: String,
 }
 
 impl Api {
-    async fn get(&self, url: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, url: &str) -> anyhow::Result<Value> {
         let r = self
             .http
             .get(url)
@@ -51,7 +51,7 @@ impl Api {
         Ok(v)
     }
 
-    async fn post(&self, rest: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, rest: &str, body: Value) -> anyhow::Result<Value> {
         let r = self
             .http
             .post(format!("{}{rest}", self.base))
@@ -77,7 +77,7 @@ impl Api {
     }
 
     /// Polls `entity` (a created entity's JSON) until it is `Succeeded`.
-    async fn wait(&self, entity: Value, limit: Duration) -> anyhow::Result<Value> {
+    pub(crate) async fn wait(&self, entity: Value, limit: Duration) -> anyhow::Result<Value> {
         let started = Instant::now();
         let url = entity["self"].as_str().context("no self")?.to_owned();
         let mut v = entity;
@@ -94,7 +94,7 @@ impl Api {
     }
 
     /// Uploads a dataset and waits until it is `Succeeded`.
-    async fn upload(&self, kind: &str, data: Vec<u8>) -> anyhow::Result<Value> {
+    pub(crate) async fn upload(&self, kind: &str, data: Vec<u8>) -> anyhow::Result<Value> {
         let form = reqwest::multipart::Form::new()
             .text("displayName", format!("bench {kind}"))
             .text("locale", "en-US")
@@ -139,7 +139,7 @@ impl Api {
     }
 }
 
-fn id_of(entity: &Value) -> String {
+pub(crate) fn id_of(entity: &Value) -> String {
     entity["self"]
         .as_str()
         .and_then(|s| s.rsplit('/').next())

@@ -5,6 +5,7 @@
 //! reports medians and ratios. Results are printed as Markdown and written as JSON to
 //! `bench/results/`.
 
+mod copy;
 mod custom_speech;
 mod failover;
 mod gateway;
@@ -92,6 +93,13 @@ enum What {
         #[arg(long, default_value_t = 1)]
         evals: usize,
     },
+    /// Models_CopyTo between two regions on loopback (v3.2 and v3.1) against a raw HTTP
+    /// transfer of the same artifact bytes, and the copy's deployment in the target.
+    Copy {
+        /// Copies of each kind (and raw transfers).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// Everything above.
     All,
 }
@@ -121,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         What::CustomSpeech { reps, evals } => {
             custom_speech::run(&cli.bin, &cli.out, reps, evals).await?
         }
+        What::Copy { reps } => copy::run(&cli.bin, &cli.out, reps).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
@@ -130,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
             speaker::run(&cli.bin, &cli.out, 20).await?;
             replication::run(&cli.bin, &cli.out, 2, 100, 3).await?;
             custom_speech::run(&cli.bin, &cli.out, 5, 1).await?;
+            copy::run(&cli.bin, &cli.out, 5).await?;
         }
     }
     Ok(())
