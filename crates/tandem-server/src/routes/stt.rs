@@ -19,7 +19,7 @@ use tandem_engines::text::{azure_forms, Profanity};
 use tandem_engines::{RecognizeOptions, Recognizer};
 
 use super::custom_speech::{
-    base_scope, endpoint_logging, endpoint_model, record_log, transcription_doc, LogScope,
+    base_scope, endpoint_model, record_log, transcription_doc, Deployed, LogScope,
 };
 use super::read_body;
 use crate::auth::Caller;
@@ -149,54 +149,74 @@ pub(crate) async fn recognize(
     let bytes = read_body(body, state.config().max_body_bytes, "audio").await?;
     let p = params(&mode, &q)?;
     check_content_type(&headers)?;
-    let response = recognize_audio(&caller, &state, &p, &bytes).await?;
-    log_if_asked(&state, &caller, &mode, &p, bytes, &response).await;
+    // The endpoint is read once per request: for its model and for its logging setting.
+    let deployed = match &p.cid {
+        Some(cid) => Some(endpoint_model(&state, caller.resource.id, cid).await?),
+        None => None,
+    };
+    let (response, audio_secs) =
+        recognize_audio(&caller, &state, &p, deployed.as_ref(), &bytes).await?;
+    let scope = match &deployed {
+        Some(d) if d.logging || p.store_audio => Some(LogScope::Endpoint(d.id)),
+        Some(_) => None,
+        None if p.store_audio => base_scope(&p.language),
+        None => None,
+    };
+    if let Some(scope) = scope {
+        let log = Logged {
+            mode: &mode,
+            audio_secs,
+            response: &response,
+        };
+        log_recognition(&state, &caller, &p, scope, bytes, log).await;
+    }
     Ok(Json(response))
 }
 
-/// Logs the recognition (Custom Speech endpoint logs) when the endpoint logs everything or the
-/// request asked with `storeAudio=true`. A failure to log is a warning, never the caller's
-/// error: the recognition has happened and is answered.
-async fn log_if_asked(
+/// What a logged recognition records besides its audio.
+struct Logged<'a> {
+    mode: &'a str,
+    audio_secs: f64,
+    response: &'a Value,
+}
+
+/// Logs the recognition in `scope` (Custom Speech endpoint logs: the endpoint logs everything,
+/// or the request asked with `storeAudio=true`). A failure to log is a warning, never the
+/// caller's error: the recognition has happened and is answered.
+async fn log_recognition(
     state: &AppState,
     caller: &Caller,
-    mode: &str,
     p: &Params,
+    scope: LogScope,
     audio: Bytes,
-    response: &Value,
+    log: Logged<'_>,
 ) {
-    let scope = match &p.cid {
-        Some(cid) => match endpoint_logging(state, caller.resource.id, cid).await {
-            Ok(Some((endpoint, on))) if on || p.store_audio => LogScope::Endpoint(endpoint),
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the endpoint's logging setting");
-                return;
-            }
-        },
-        None if p.store_audio => match base_scope(&p.language) {
-            Some(scope) => scope,
-            None => return,
-        },
-        None => return,
-    };
     let set = uuid::Uuid::new_v4();
     let at = time::OffsetDateTime::now_utc();
-    let audio_secs = decode_wav(&audio).map_or(0.0, |pcm| pcm.duration_secs());
-    let doc = transcription_doc(set, at, scope, mode, &p.language, audio_secs, response);
+    let doc = transcription_doc(
+        set,
+        at,
+        scope,
+        log.mode,
+        &p.language,
+        log.audio_secs,
+        log.response,
+    );
     let store = state.store();
     if let Err(e) = record_log(store, caller.resource.id, scope, set, at, audio, &doc).await {
         tracing::warn!(resource = %caller.resource.id, error = %e, "could not store an endpoint log");
     }
 }
 
-/// Recognizes one short-audio request: the answer in Azure's simple or detailed shape.
+/// Recognizes one short-audio request (with the endpoint's model when `deployed`): the answer
+/// in Azure's simple or detailed shape, and the audio's length in seconds.
 async fn recognize_audio(
     caller: &Caller,
     state: &AppState,
     p: &Params,
+    deployed: Option<&Deployed>,
     bytes: &Bytes,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, f64), ApiError> {
     let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
         message: "the speech engines are still loading".into(),
         retry_after: 2,
@@ -221,22 +241,23 @@ async fn recognize_audio(
     }
     let pcm = resample(&pcm, 16_000);
     let Some(span) = detect_speech(&pcm) else {
-        return Ok(json!({
+        let secs = pcm.duration_secs();
+        let silence = json!({
             "RecognitionStatus": "InitialSilenceTimeout",
-            "Offset": ticks(pcm.duration_secs()),
+            "Offset": ticks(secs),
             "Duration": 0,
-        }));
+        });
+        return Ok((silence, secs));
     };
     // A custom model runs on the recognizer of its base model, which may still be loading
     // (503 with Retry-After).
-    let (recognizer, adapted) = match &p.cid {
-        Some(cid) => {
-            let model = endpoint_model(state, caller.resource.id, cid).await?;
-            let recognizer = engines.bases.get_now(model.base_model())?;
+    let (recognizer, adapted) = match deployed {
+        Some(d) => {
+            let recognizer = engines.bases.get_now(d.model.base_model())?;
             if !recognizer.supports_language(&p.language) {
                 return Err(unsupported_language(&p.language, recognizer.as_ref()));
             }
-            (recognizer, Some(model))
+            (recognizer, Some(d.model.clone()))
         }
         None => (engines.recognizer.clone(), None),
     };
@@ -263,13 +284,14 @@ async fn recognize_audio(
     let duration = ticks(span.end_secs - span.start_secs);
     let forms = azure_forms(&result.text, p.profanity);
     if forms.display.trim().is_empty() {
-        return Ok(json!({
+        let no_match = json!({
             "RecognitionStatus": "NoMatch",
             "Offset": offset,
             "Duration": duration,
-        }));
+        });
+        return Ok((no_match, audio_secs));
     }
-    Ok(match p.format {
+    let response = match p.format {
         Format::Simple => json!({
             "RecognitionStatus": "Success",
             "DisplayText": forms.display,
@@ -289,7 +311,8 @@ async fn recognize_audio(
                 "Display": forms.display,
             }],
         }),
-    })
+    };
+    Ok((response, audio_secs))
 }
 
 #[cfg(test)]

@@ -328,35 +328,25 @@ pub(crate) async fn first_using(
     }
 }
 
-/// The endpoint that `?cid=` names for a caller of `resource`, and whether it logs every
-/// recognition (`loggingEnabled`); `None` when there is no such endpoint.
-pub(crate) async fn endpoint_logging(
-    state: &AppState,
-    resource: ResourceId,
-    cid: &str,
-) -> Result<Option<(Uuid, bool)>, ApiError> {
-    let Ok(id) = Uuid::parse_str(cid.trim()) else {
-        return Ok(None);
-    };
-    match state
-        .store()
-        .meta
-        .get_asset(resource, AssetKind::Endpoint, id)
-        .await?
-    {
-        Some(endpoint) => Ok(Some((id, endpoint_doc(&endpoint)?.logging_enabled))),
-        None => Ok(None),
-    }
+/// The endpoint a `?cid=` request recognizes with, as read for that request.
+pub(crate) struct Deployed {
+    /// The endpoint's id.
+    pub id: Uuid,
+    /// Its parsed custom model.
+    pub model: Arc<AdaptedModel>,
+    /// Whether it logs every recognition (`loggingEnabled`).
+    pub logging: bool,
 }
 
-/// The model that `?cid=<endpoint>` names for a caller of `resource`: from the cache, else
-/// loaded from the store. An unknown id, another resource's endpoint and a deleted one are all
-/// the same 400 `InvalidEndpoint`.
+/// The endpoint that `?cid=<endpoint>` names for a caller of `resource`, with its model (from
+/// the cache, else loaded from the store) and its logging setting, from one read of its row. An
+/// unknown id, another resource's endpoint and a deleted one are all the same 400
+/// `InvalidEndpoint`.
 pub(crate) async fn endpoint_model(
     state: &AppState,
     resource: ResourceId,
     cid: &str,
-) -> Result<Arc<AdaptedModel>, ApiError> {
+) -> Result<Deployed, ApiError> {
     let unknown = || {
         ApiError::bad_request(
             "InvalidEndpoint",
@@ -373,8 +363,13 @@ pub(crate) async fn endpoint_model(
         .await?
         .ok_or_else(unknown)?;
     let doc = endpoint_doc(&endpoint)?;
+    let deployed = |model| Deployed {
+        id,
+        model,
+        logging: doc.logging_enabled,
+    };
     if let Some(m) = state.custom_models().get(resource, id, doc.model) {
-        return Ok(m);
+        return Ok(deployed(m));
     }
     let model = state
         .store()
@@ -391,5 +386,5 @@ pub(crate) async fn endpoint_model(
     state
         .custom_models()
         .insert(resource, id, doc.model, parsed.clone());
-    Ok(parsed)
+    Ok(deployed(parsed))
 }

@@ -349,7 +349,7 @@ async fn get_scope(state: &AppState, cx: &Cx, scope: Scope, log: &str) -> V3Resu
 }
 
 async fn content_scope(state: &AppState, cx: &Cx, scope: Scope, log: &str) -> V3Result {
-    let (id, _) = find(state, cx, scope, log).await?;
+    let id = LogId::parse(log).ok_or_else(|| no_log(log))?;
     let bytes = state
         .store()
         .blobs

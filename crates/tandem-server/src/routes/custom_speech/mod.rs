@@ -20,7 +20,7 @@ mod models;
 mod resume;
 mod train;
 
-pub(crate) use endpoints::{endpoint_logging, endpoint_model};
+pub(crate) use endpoints::{endpoint_model, Deployed};
 pub(crate) use logs::{base_scope, record as record_log, transcription_doc, Scope as LogScope};
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
