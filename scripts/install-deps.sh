@@ -4,10 +4,11 @@
 #   flite1-dev                 flite voices (BSD-style licence)
 #   libespeak-ng-dev espeak-ng espeak-ng voices (GPL-3.0+, behind the default `espeak` feature)
 #   pkg-config                 finding the above
-# With --bench, also: wrk (the load generator of `tandem-bench gateway`).
+# With --bench, also: wrk (the load generator of `tandem-bench gateway`) and restic (the anchor
+# of `tandem-bench backup`).
 set -euo pipefail
 pkgs=(cmake clang libclang-dev flite1-dev libespeak-ng-dev espeak-ng pkg-config)
-if [ "${1:-}" = "--bench" ]; then pkgs+=(wrk); fi
+if [ "${1:-}" = "--bench" ]; then pkgs+=(wrk restic); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 //! reports medians and ratios. Results are printed as Markdown and written as JSON to
 //! `bench/results/`.
 
+mod backup;
 mod copy;
 mod custom_speech;
 mod failover;
@@ -94,10 +95,21 @@ enum What {
         evals: usize,
     },
     /// Models_CopyTo between two regions on loopback (v3.2 and v3.1) against a raw HTTP
-    /// transfer of the same artifact bytes, and the copy's deployment in the target.
+    /// transfer of the same artifact bytes, and the copy's deployment in the target: the
+    /// biology model, and a model trained from a synthetic corpus to at least `--large-mb` MB.
     Copy {
         /// Copies of each kind (and raw transfers).
         #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Least size of the large (synthetic) artifact, in MB; 0 skips it.
+        #[arg(long, default_value_t = 100)]
+        large_mb: u64,
+    },
+    /// Backups (issue #5) against restic and a raw copy on the same data: first and unchanged
+    /// backup, restore; and the RPO of acknowledged writes under load.
+    Backup {
+        /// Repetitions of each backup and restore.
+        #[arg(long, default_value_t = 3)]
         reps: usize,
     },
     /// Everything above.
@@ -129,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
         What::CustomSpeech { reps, evals } => {
             custom_speech::run(&cli.bin, &cli.out, reps, evals).await?
         }
-        What::Copy { reps } => copy::run(&cli.bin, &cli.out, reps).await?,
+        What::Copy { reps, large_mb } => copy::run(&cli.bin, &cli.out, reps, large_mb).await?,
+        What::Backup { reps } => backup::run(&cli.bin, &cli.out, reps).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
@@ -139,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
             speaker::run(&cli.bin, &cli.out, 20).await?;
             replication::run(&cli.bin, &cli.out, 2, 100, 3).await?;
             custom_speech::run(&cli.bin, &cli.out, 5, 1).await?;
-            copy::run(&cli.bin, &cli.out, 5).await?;
+            copy::run(&cli.bin, &cli.out, 5, 100).await?;
         }
     }
     Ok(())

@@ -90,6 +90,9 @@ pub struct RegionConfig {
     /// Custom Speech (`/speechtotext/v3.x`): upload limits and where `contentUrl` may point.
     #[serde(default)]
     pub custom_speech: CustomSpeechConfig,
+    /// Automatic backups of everything the region holds.
+    #[serde(default)]
+    pub backup: BackupConfig,
 }
 
 /// Another region, as this one reaches it.
@@ -212,6 +215,62 @@ impl Default for CustomSpeechConfig {
     }
 }
 
+/// Automatic, verified backups: where they go, how often, how long they are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// The backup repository: `file:///path` (another disk or mount) or `s3://bucket/prefix`.
+    /// Default: `file://<data_dir>-backups`, a sibling of the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Seconds between two automatic backups (60). 0 turns the backup worker off.
+    pub interval_secs: u64,
+    /// A key file (32 random bytes, hex; `tandem backup keygen`): when set, chunks and
+    /// manifests are encrypted at rest (XChaCha20-Poly1305). Keep a copy away from the data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Retention: the newest snapshots kept whatever their age (10).
+    pub keep_last: u32,
+    /// Retention: the newest snapshot of each of the last N hours that have one (24).
+    pub keep_hourly: u32,
+    /// Retention: the newest snapshot of each of the last N days that have one (7).
+    pub keep_daily: u32,
+    /// Seconds between two automatic prunes by the worker (3 600). 0: never prune
+    /// automatically (`tandem backup prune` still does).
+    pub prune_interval_secs: u64,
+    /// S3: the endpoint URL of an S3-compatible server (e.g. `http://127.0.0.1:3900`); none for
+    /// AWS. Also `AWS_ENDPOINT_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// S3: the signing region (`us-east-1`; Garage uses `garage`). Also `AWS_REGION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// S3: the access key id. Also `AWS_ACCESS_KEY_ID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    /// S3: a file whose first line is the secret access key. Also `AWS_SECRET_ACCESS_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            target: None,
+            interval_secs: 60,
+            key_file: None,
+            keep_last: 10,
+            keep_hourly: 24,
+            keep_daily: 7,
+            prune_interval_secs: 3_600,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key_file: None,
+        }
+    }
+}
+
 /// Where a region keeps its metadata and blobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,6 +338,7 @@ impl RegionConfig {
             peer_secret_file: None,
             replication: ReplicationConfig::default(),
             custom_speech: CustomSpeechConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 
@@ -351,6 +411,19 @@ impl RegionConfig {
                 "custom_speech.copy_chunk_bytes must be between 1024 and 16777216".into(),
             ));
         }
+        let b = &self.backup;
+        if b.keep_last == 0 && b.keep_hourly == 0 && b.keep_daily == 0 {
+            return Err(CoreError::Config(
+                "backup: keep_last, keep_hourly and keep_daily are all 0, so prune would keep nothing; keep at least the last snapshot".into(),
+            ));
+        }
+        if let Some(t) = &b.target {
+            if !(t.starts_with("file:///") || t.starts_with("s3://")) {
+                return Err(CoreError::Config(format!(
+                    "backup.target {t:?} is neither file:///absolute/path nor s3://bucket/prefix"
+                )));
+            }
+        }
         let r = &self.replication;
         if r.batch_limit == 0 || r.poll_wait_ms == 0 || r.retry_base_ms == 0 {
             return Err(CoreError::Config(
@@ -405,6 +478,16 @@ impl RegionConfig {
                 "sqlite://{}",
                 self.absolute_data_dir().join("tandem.db").display()
             )
+        })
+    }
+
+    /// The backup repository URL, defaulted to `file://<data_dir>-backups`.
+    pub fn backup_target(&self) -> String {
+        self.backup.target.clone().unwrap_or_else(|| {
+            let dir = self.absolute_data_dir();
+            let mut name = dir.file_name().unwrap_or_default().to_os_string();
+            name.push("-backups");
+            format!("file://{}", dir.with_file_name(name).display())
         })
     }
 
@@ -507,6 +590,35 @@ mod tests {
             "region = \"westus\"\ndata_dir = \"/tmp/w\"\n[custom_speech]\nallow = 1\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn backup_section_has_defaults_and_is_checked() {
+        let c = RegionConfig::from_toml("region = \"westus\"\ndata_dir = \"/tmp/w\"\n").unwrap();
+        assert_eq!(c.backup.interval_secs, 60);
+        assert_eq!(c.backup_target(), "file:///tmp/w-backups");
+        assert_eq!(
+            (
+                c.backup.keep_last,
+                c.backup.keep_hourly,
+                c.backup.keep_daily
+            ),
+            (10, 24, 7)
+        );
+        let c = RegionConfig::from_toml(
+            "region = \"w\"\ndata_dir = \"/x\"\n[backup]\ntarget = \"s3://b/p\"\ninterval_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.backup_target(), "s3://b/p");
+        assert_eq!(c.backup.interval_secs, 5);
+        for bad in [
+            "[backup]\ntarget = \"/relative/or/bare\"\n",
+            "[backup]\nkeep_last = 0\nkeep_hourly = 0\nkeep_daily = 0\n",
+            "[backup]\nevery = 1\n",
+        ] {
+            let text = format!("region = \"w\"\ndata_dir = \"/x\"\n{bad}");
+            assert!(RegionConfig::from_toml(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

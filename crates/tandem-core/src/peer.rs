@@ -74,6 +74,11 @@ impl PeerAuth {
         }
     }
 
+    /// The SHA-256 of a request body, as signatures cover it.
+    pub fn body_sha256(body: &[u8]) -> [u8; 32] {
+        Sha256::digest(body).into()
+    }
+
     /// This region's name.
     pub fn region(&self) -> &RegionName {
         &self.region
@@ -86,11 +91,11 @@ impl PeerAuth {
         method: &str,
         path_and_query: &str,
         time: u64,
-        body: &[u8],
+        body_sha256: &[u8; 32],
     ) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
-        let body_hash = hex::encode(Sha256::digest(body));
+        let body_hash = hex::encode(body_sha256);
         let canonical = format!(
             "tandem-peer-v1\n{from}\n{to}\n{}\n{path_and_query}\n{time}\n{body_hash}",
             method.to_ascii_uppercase()
@@ -108,13 +113,27 @@ impl PeerAuth {
         body: &[u8],
         now: u64,
     ) -> PeerSignature {
+        let digest = Self::body_sha256(body);
+        self.sign_digest(to, method, path_and_query, &digest, now)
+    }
+
+    /// [`PeerAuth::sign`] for a body whose SHA-256 the caller already has (a copy chunk,
+    /// hashed once for its manifest), so that large bodies are not hashed twice.
+    pub fn sign_digest(
+        &self,
+        to: &RegionName,
+        method: &str,
+        path_and_query: &str,
+        body_sha256: &[u8; 32],
+        now: u64,
+    ) -> PeerSignature {
         let mac = self.mac(
             self.region.as_str(),
             to.as_str(),
             method,
             path_and_query,
             now,
-            body,
+            body_sha256,
         );
         PeerSignature {
             region: self.region.to_string(),
@@ -137,6 +156,33 @@ impl PeerAuth {
         now: u64,
         is_peer: impl Fn(&RegionName) -> bool,
     ) -> Result<RegionName, PeerAuthError> {
+        let digest = Self::body_sha256(body);
+        self.verify_digest(
+            from,
+            time,
+            signature,
+            method,
+            path_and_query,
+            &digest,
+            now,
+            is_peer,
+        )
+    }
+
+    /// [`PeerAuth::verify`] given the SHA-256 of the body as received, which the caller
+    /// computes (and may use again, e.g. to check a copy chunk against its manifest).
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_digest(
+        &self,
+        from: Option<&str>,
+        time: Option<&str>,
+        signature: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+        body_sha256: &[u8; 32],
+        now: u64,
+        is_peer: impl Fn(&RegionName) -> bool,
+    ) -> Result<RegionName, PeerAuthError> {
         let (Some(from), Some(time), Some(signature)) = (from, time, signature) else {
             return Err(PeerAuthError::Malformed);
         };
@@ -156,7 +202,7 @@ impl PeerAuth {
             method,
             path_and_query,
             t,
-            body,
+            body_sha256,
         )
         .verify_slice(&sig)
         .map_err(|_| PeerAuthError::BadSignature)?;

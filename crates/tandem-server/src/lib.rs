@@ -11,6 +11,7 @@
 
 mod admin;
 mod auth;
+pub mod backup;
 mod base_engines;
 mod error;
 mod metrics;

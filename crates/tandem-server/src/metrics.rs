@@ -6,8 +6,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::AppState;
@@ -43,6 +43,15 @@ pub struct Metrics {
     pub replication_errors: IntCounter,
     /// 1 while the region serves speaker traffic, 0 while it catches up with its pair.
     pub speaker_serving: IntGauge,
+    /// Backups by outcome (`ok`, `error`).
+    pub backup_runs: IntCounterVec,
+    /// Duration of successful backups.
+    pub backup_duration: Histogram,
+    /// Start time (Unix seconds) of the newest successful backup; its age is the region's
+    /// current recovery point.
+    pub backup_last_success: Gauge,
+    /// Plaintext bytes that backups had to upload (not deduplicated).
+    pub backup_new_bytes: IntCounter,
 }
 
 impl Metrics {
@@ -121,6 +130,35 @@ impl Metrics {
             "1 while the region serves speaker traffic, 0 while it catches up with its pair",
         );
         speaker_serving.set(1);
+        let backup_runs = IntCounterVec::new(
+            Opts::new("backup_runs_total", "backups by outcome"),
+            &["outcome"],
+        )
+        .expect("metric");
+        let backup_duration = Histogram::with_opts(
+            HistogramOpts::new("backup_duration_seconds", "duration of successful backups")
+                .buckets(vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ]),
+        )
+        .expect("metric");
+        let backup_last_success = Gauge::new(
+            "backup_last_success_timestamp_seconds",
+            "start time of the newest successful backup (Unix seconds)",
+        )
+        .expect("metric");
+        let backup_new_bytes = counter(
+            "backup_new_bytes_total",
+            "plaintext bytes backups uploaded (after deduplication)",
+        );
+        for c in [
+            Box::new(backup_runs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(backup_duration.clone()),
+            Box::new(backup_last_success.clone()),
+            Box::new(backup_new_bytes.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
         for c in [
             Box::new(replication_lag.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(replication_applied.clone()),
@@ -153,6 +191,10 @@ impl Metrics {
             replication_behind,
             replication_errors,
             speaker_serving,
+            backup_runs,
+            backup_duration,
+            backup_last_success,
+            backup_new_bytes,
         }
     }
 

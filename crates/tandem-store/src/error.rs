@@ -40,6 +40,17 @@ pub enum StoreError {
     /// The blob store failed.
     #[error("blob store: {0}")]
     Blob(String),
+    /// A metadata export is truncated, corrupt or inconsistent
+    /// ([`MetadataExport::from_bytes`](crate::MetadataExport::from_bytes) and its helpers).
+    #[error("invalid metadata export: {0}")]
+    InvalidExport(String),
+    /// [`MetaStore::import_metadata`](crate::MetaStore::import_metadata) refused: the store is
+    /// not empty, or the export's schema differs from the store's. Nothing was changed.
+    #[error("metadata import refused: {reason}")]
+    ImportRefused {
+        /// Why, for the operator.
+        reason: String,
+    },
     /// A blob key is not a valid relative key.
     #[error(
         "invalid blob key {0:?}: use non-empty '/'-separated segments of [A-Za-z0-9._=-], no '..'"

@@ -13,6 +13,10 @@
 //! Nothing is cached: the `tandem resource` CLI and the server may share one database, and the
 //! server sees a change on its next request.
 //!
+//! [`MetaStore::export_metadata`] and [`MetaStore::import_metadata`] take and restore a
+//! consistent, point-in-time logical export of all of it ([`MetadataExport`], see [`export`]):
+//! rows in a versioned, checksummed line format, for backups and for moving between backends.
+//!
 //! [`conformance`] is a backend-independent test suite; every backend runs all of it.
 
 #![deny(missing_docs)]
@@ -21,6 +25,7 @@ mod asset;
 mod blob;
 pub mod conformance;
 mod error;
+pub mod export;
 mod hlc;
 mod model;
 pub mod replication;
@@ -34,6 +39,7 @@ pub use asset::{
 };
 pub use blob::{BlobMeta, BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
 pub use error::{Result, StoreError};
+pub use export::{Cell, ExportTable, MetadataExport, Retargeted, EXPORT_FORMAT_VERSION};
 pub use hlc::HlcClock;
 pub use model::{MetaStore, NewResource, Resource};
 pub use replication::{

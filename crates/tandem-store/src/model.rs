@@ -6,7 +6,7 @@ use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
-use crate::{Asset, AssetKind, AssetPage, AssetUpdate, NewAsset};
+use crate::{Asset, AssetKind, AssetPage, AssetUpdate, MetadataExport, NewAsset};
 use crate::{Enrollment, NewEnrollment, NewProfile, ProfileKind, Result, SpeakerProfile};
 use uuid::Uuid;
 
@@ -194,6 +194,17 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Deletes the asset `id` of `resource` and `kind`; `false` if there was none. Its blobs
     /// are the caller's to delete (after this, so that no listed asset ever lacks them).
     async fn delete_asset(&self, resource: ResourceId, kind: AssetKind, id: Uuid) -> Result<bool>;
+    /// Every table of the metadata (but `tandem_meta`, see [`crate::export`]) as of one
+    /// point in time: read in one read transaction, so concurrent writes never tear it. Tables
+    /// are discovered from the schema, so a new migration's table is included by itself.
+    async fn export_metadata(&self) -> Result<MetadataExport>;
+    /// Puts `export` into this store, in one transaction: all of it or, on any error, nothing.
+    /// The store keeps its own identity ([`MetaStore::store_id`]) and format version.
+    /// [`StoreError::ImportRefused`](crate::StoreError::ImportRefused) if the store holds any
+    /// row already (resources, assets, profiles, log entries or cursors), or if the export's
+    /// schema is older or its tables and columns differ from this store's;
+    /// [`StoreError::FormatTooNew`](crate::StoreError::FormatTooNew) if it is newer.
+    async fn import_metadata(&self, export: &MetadataExport) -> Result<()>;
     /// Cheap round trip to the backend, for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// The format version recorded in the database.

@@ -60,6 +60,30 @@ pub enum Command {
     /// `gateway_key` (or `gateway_key_file`) in the regions file; without one it listens only on
     /// loopback. `/status` shows every region's state; `/metrics` the client's counters.
     Gateway(crate::client_cmds::GatewayArgs),
+    /// Back the region up, list and verify its snapshots, prune them by the retention policy.
+    ///
+    /// `tandem serve` also backs up by itself every `[backup] interval_secs` (60). The
+    /// repository (`--target`, else `[backup] target`, else `file://<data-dir>-backups`) holds
+    /// content-addressed, deduplicated, optionally encrypted chunks and one manifest per
+    /// snapshot; its format is in crates/tandem-backup/FORMAT.md.
+    #[command(subcommand)]
+    Backup(crate::backup_cmds::BackupCommand),
+    /// Restore a snapshot into a region: the same one, or another (new keys, printed once).
+    ///
+    /// Every chunk is read back and checked first: a damaged snapshot is refused before
+    /// anything is written. Asset ids are kept. A region that already holds data is refused
+    /// unless --on-existing says what to do.
+    Restore(crate::backup_cmds::RestoreArgs),
+    /// Offline failover of a whole region: restore a snapshot, then make its Custom Speech
+    /// work there, timed step by step beside Azure's guide.
+    ///
+    /// Run it against the new region's config while that region is stopped and empty. After
+    /// the restore, each custom model's artifact is reused when this region runs the same base
+    /// engine (name and sha256 of its weights), else the model is retrained from its restored
+    /// datasets (--retrain forces it); every evaluation is run again; every endpoint's model is
+    /// checked and loaded. Then start the region with `tandem serve`: endpoint ids (the `cid`)
+    /// are kept, and a region other than the snapshot's gets new keys, printed once.
+    Recover(crate::recover_cmds::RecoverArgs),
 }
 
 /// Resource subcommands.
@@ -301,5 +325,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synthesize(args) => crate::client_cmds::synthesize(args).await,
         Command::Regions(cmd) => crate::client_cmds::regions(cmd).await,
         Command::Gateway(args) => crate::client_cmds::gateway(args).await,
+        Command::Backup(cmd) => crate::backup_cmds::backup(cmd).await,
+        Command::Restore(args) => crate::backup_cmds::restore(args).await,
+        Command::Recover(args) => crate::recover_cmds::recover(args).await,
     }
 }

@@ -1,10 +1,12 @@
 //! `tandem`: the command line of a Tandem region. Only argument parsing and glue live here; the
 //! work is in the library crates.
 
+mod backup_cmds;
 mod cli;
 mod client_cmds;
 mod demo;
 mod models;
+mod recover_cmds;
 mod resource;
 mod serve;
 

@@ -77,7 +77,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn load_engines(cfg: &RegionConfig, stt_threads: usize) -> anyhow::Result<Engines> {
+/// Loads (pulling first if needed) the region's speech engines; blocking.
+pub fn load_engines(cfg: &RegionConfig, stt_threads: usize) -> anyhow::Result<Engines> {
     let cache = ModelCache::new(cfg.model_dir());
     let path = match cache.whisper_model_path(WHISPER_TINY_EN) {
         Ok(p) => p,
@@ -111,24 +112,30 @@ fn load_engines(cfg: &RegionConfig, stt_threads: usize) -> anyhow::Result<Engine
     })
 }
 
-/// Serves one region until SIGTERM or Ctrl-C.
-pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
-    init_tracing();
+/// CPU cores, recognition workers, and threads per recognition.
+fn sizing(cfg: &RegionConfig) -> (usize, usize, usize) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let stt_workers = cfg.engine_workers.unwrap_or((cores / 2).max(1));
+    (cores, stt_workers, (cores / stt_workers).max(1))
+}
+
+/// The region's state, engines not loaded yet: its store opened, its STS secret read (created
+/// on first start), its worker pools sized for this machine. Also returns the CPU threads each
+/// recognition gets, for [`load_engines`].
+pub async fn build_state(cfg: &RegionConfig) -> anyhow::Result<(AppState, usize)> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let secret = load_or_create_secret(&cfg.token_secret_path())?;
     let signer = TokenSigner::new(cfg.region.clone(), secret, cfg.token_ttl_secs);
     let admin_token = cfg.admin_token()?;
-    let replication = Arc::new(Replication::new(&cfg, cfg.peer_secret()?));
+    let replication = Arc::new(Replication::new(cfg, cfg.peer_secret()?));
     let store = Store::open(&cfg.metadata_url(), &cfg.blob_url())
         .await
         .context("opening the region's store")?;
 
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let stt_workers = cfg.engine_workers.unwrap_or((cores / 2).max(1));
-    let stt_threads = (cores / stt_workers).max(1);
+    let (cores, stt_workers, stt_threads) = sizing(cfg);
     let metrics = Metrics::new(cfg.region.as_str());
     let stt_pool = EnginePool::new(
         "recognition",
@@ -146,14 +153,24 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
     );
     let state = AppState::new(StateParts {
         config: cfg.clone(),
-        store: store.clone(),
+        store,
         signer,
         admin_token,
         stt_pool,
         tts_pool,
         metrics,
-        replication: replication.clone(),
+        replication,
     });
+    Ok((state, stt_threads))
+}
+
+/// Serves one region until SIGTERM or Ctrl-C.
+pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
+    init_tracing();
+    let (state, stt_threads) = build_state(&cfg).await?;
+    let store = state.store().clone();
+    let replication = state.replication().clone();
+    let (_, stt_workers, _) = sizing(&cfg);
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -195,6 +212,7 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
     // Endpoint-log retention, and Custom Speech jobs a previous run left unfinished (they
     // start once the engines are loaded).
     tandem_server::start_background(&state);
+    tandem_server::backup::spawn_worker(&state);
 
     let stopping = replication.clone();
     axum::serve(listener, tandem_server::router(state))

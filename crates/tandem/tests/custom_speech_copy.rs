@@ -4,8 +4,9 @@
 //! exactly as in westus; a retried copy creates no second model; forged, expired and foreign
 //! authorizations and unknown keys are refused; and a target that is down (then killed and
 //! restarted) mid-operation: the copy completes once it is back, with nothing half-copied
-//! listed meanwhile. westus reaches eastus through a `FaultProxy`, so a restarted eastus keeps
-//! its address.
+//! listed meanwhile; and a source killed mid-copy resumes the operation by itself once it is
+//! restarted. westus reaches eastus through a `FaultProxy`, so a restarted eastus keeps its
+//! address.
 
 mod common;
 
@@ -563,4 +564,147 @@ async fn a_target_killed_mid_copy_resumes_and_completes_once() {
                 .collect::<Vec<_>>()
         );
     }
+}
+
+/// A copy in small chunks; the *source* (westus) is killed once some chunks are staged in
+/// eastus, and restarted: westus resumes the persisted operation on its own (no client call),
+/// sends only the chunks eastus lacks, and the copy completes once. While westus is down, eastus
+/// lists nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_killed_mid_copy_resumes_the_operation_after_restart() {
+    let secret = tempfile::tempdir().unwrap();
+    let file = secret.path().join("peer.secret");
+    std::fs::write(&file, "0f1e2d3c4b5a69788796a5b4c3d2e1f0-copy-federation\n").unwrap();
+    let east = RegionProcess::start(
+        Path::new(BIN),
+        "eastus",
+        RegionOptions {
+            extra_config: peer_config("westus", "http://127.0.0.1:9", &file),
+            ..RegionOptions::default()
+        },
+    )
+    .await;
+    let mut west_config = peer_config("eastus", &east.url, &file);
+    west_config.extend(["[custom_speech]".into(), "copy_chunk_bytes = 1024".into()]);
+    let mut west = RegionProcess::start(
+        Path::new(BIN),
+        "westus",
+        RegionOptions {
+            extra_config: west_config,
+            ..RegionOptions::default()
+        },
+    )
+    .await;
+    let src_keys = west.create_resource("src");
+    let dst_keys = east.create_resource("dst");
+    let src = Api::new(&west, &src_keys.key1);
+    let dst = Api::new(&east, &dst_keys.key1);
+
+    let text =
+        std::fs::read(shared_data().join("custom-speech-biology/language-data.txt")).unwrap();
+    let language = src.upload("Language", "biology text", text).await;
+    let resp = src
+        .post(
+            "/models",
+            json!({"datasets": [{"self": language["self"]}], "locale": "en-US",
+                   "displayName": "biology"}),
+        )
+        .await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let model: Value = resp.json().await.unwrap();
+    let model_self = model["self"].as_str().unwrap().to_owned();
+    src.wait(&model_self, Duration::from_secs(120)).await;
+    let model_id = model_self.rsplit('/').next().unwrap().to_owned();
+
+    let auth: Value = post_to(
+        &dst,
+        &format!("{}/models:authorizecopy", dst.base),
+        json!({"sourceResourceId": src_keys.id}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let resp = post_to(
+        &src,
+        &format!("{}/models/{model_id}:copy", src.base),
+        auth.clone(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 202);
+    let op_url = resp.headers()["operation-location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let op_path = op_url
+        .strip_prefix(&west.url)
+        .expect("the operation is on westus")
+        .to_owned();
+
+    // Kill westus as soon as a few chunks are staged in eastus.
+    let started = Instant::now();
+    while staged_chunks(&east) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no chunk arrives"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    west.kill9();
+    let at_kill = staged_chunks(&east);
+    let killed_mid_copy = models(&dst).await.is_empty();
+    eprintln!("killed westus with {at_kill} chunks staged in eastus; mid-copy: {killed_mid_copy}");
+    if killed_mid_copy {
+        // Staged chunks are not a model: eastus lists nothing while the source is down.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            models(&dst).await.is_empty(),
+            "nothing half-copied is listed"
+        );
+    }
+
+    // westus comes back (a new port) and resumes the operation by itself.
+    west.restart().await;
+    let src = Api::new(&west, &src_keys.key1);
+    let op = wait_op(
+        &src,
+        &format!("{}{op_path}", west.url),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    let listed = models(&dst).await;
+    assert_eq!(listed.len(), 1, "exactly one copy");
+    assert!(listed[0]["self"]
+        .as_str()
+        .unwrap()
+        .ends_with(auth["id"].as_str().unwrap()));
+    assert_eq!(
+        staged_chunks(&east),
+        0,
+        "staging is dropped after the commit"
+    );
+    let log = west.log();
+    assert!(
+        log.contains("resuming a copy operation"),
+        "westus did not resume the operation itself"
+    );
+    if killed_mid_copy {
+        // eastus kept what it had staged (each chunk was acknowledged only once written), so
+        // the resumed attempt skipped those chunks.
+        let resumed = log
+            .lines()
+            .filter(|l| l.contains("copy chunks sent"))
+            .any(|l| l.contains("skipped=") && !l.contains("skipped=0"));
+        assert!(resumed, "the resumed copy sent every chunk again:\n{log}");
+    }
+    // The copy deploys and is a working model.
+    let resp = dst
+        .post(
+            "/endpoints",
+            json!({"model": {"self": listed[0]["self"]}, "locale": "en-US",
+                   "displayName": "e"}),
+        )
+        .await;
+    assert_eq!(resp.status().as_u16(), 201);
 }

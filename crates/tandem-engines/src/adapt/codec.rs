@@ -98,6 +98,57 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What an artifact's header says, read by [`inspect`] without building the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactHeader {
+    /// The artifact format version.
+    pub format: u32,
+    /// The base model it adapts (e.g. `whisper-tiny.en`).
+    pub base_model: String,
+    /// The sha256 of the base model's weights it was trained against.
+    pub base_sha256: String,
+}
+
+/// Checks what can be checked without building the n-gram tables — the magic, a format this
+/// build reads, the trailing sha256 over the whole artifact — and returns the header. Cheap
+/// (one hash pass); [`AdaptedModel::from_bytes`] does this and then builds the model.
+pub fn inspect(bytes: &[u8]) -> Result<ArtifactHeader> {
+    open(bytes).map(|(_, header)| header)
+}
+
+/// The checks of [`inspect`]; a reader positioned after the header.
+fn open(bytes: &[u8]) -> Result<(Reader<'_>, ArtifactHeader)> {
+    if bytes.len() < MAGIC.len() + 4 + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(bad("not an adapted model artifact"));
+    }
+    let (content, digest) = bytes.split_at(bytes.len() - 32);
+    let mut r = Reader {
+        buf: &content[MAGIC.len()..],
+    };
+    let format = r.u32()?;
+    if format > FORMAT_VERSION {
+        return Err(bad(format!(
+            "artifact format {format} is newer than this build reads ({FORMAT_VERSION})"
+        )));
+    }
+    if format == 0 {
+        return Err(bad("artifact format 0 does not exist"));
+    }
+    if Sha256::digest(content).as_slice() != digest {
+        return Err(bad("checksum mismatch (corrupt or truncated artifact)"));
+    }
+    let base_model = r.str()?;
+    let base_sha256 = r.str()?;
+    Ok((
+        r,
+        ArtifactHeader {
+            format,
+            base_model,
+            base_sha256,
+        },
+    ))
+}
+
 impl AdaptedModel {
     /// The self-contained, versioned artifact (see the module documentation of `codec`).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -155,27 +206,13 @@ impl AdaptedModel {
 
     /// Reads an artifact written by [`AdaptedModel::to_bytes`] (this or an older format).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() < MAGIC.len() + 4 + 32 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(bad("not an adapted model artifact"));
-        }
-        let (content, digest) = bytes.split_at(bytes.len() - 32);
-        let mut r = Reader {
-            buf: &content[MAGIC.len()..],
-        };
-        let version = r.u32()?;
-        if version > FORMAT_VERSION {
-            return Err(bad(format!(
-                "artifact format {version} is newer than this build reads ({FORMAT_VERSION})"
-            )));
-        }
-        if version == 0 {
-            return Err(bad("artifact format 0 does not exist"));
-        }
-        if Sha256::digest(content).as_slice() != digest {
-            return Err(bad("checksum mismatch (corrupt or truncated artifact)"));
-        }
-        let base_model = r.str()?;
-        let base_sha256 = r.str()?;
+        let (mut r, header) = open(bytes)?;
+        let version = header.format;
+        let ArtifactHeader {
+            base_model,
+            base_sha256,
+            ..
+        } = header;
         let n_vocab = r.u32()?;
         let sot = r.u32()?;
         let eot = r.u32()?;

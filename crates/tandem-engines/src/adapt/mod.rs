@@ -35,7 +35,7 @@ pub mod ngram;
 #[cfg(test)]
 mod tests;
 
-pub use codec::FORMAT_VERSION;
+pub use codec::{inspect, ArtifactHeader, FORMAT_VERSION};
 pub(crate) use fusion::Fusion;
 
 use crate::{EngineError, Result};

@@ -6,10 +6,12 @@
 //! one test file that calls every function here.
 //!
 //! The `replication_*` checks take the two stores of a region pair and need a fresh pair each
-//! (they compare whole-store digests); `tests/replication_sqlite.rs` runs them.
+//! (they compare whole-store digests); `tests/replication_sqlite.rs` runs them. Likewise
+//! `export_round_trip` and `export_restore_elsewhere` need a second, empty store to import into.
 
 mod assets;
 mod blob;
+mod export;
 mod meta;
 mod replication;
 mod speaker;
@@ -18,6 +20,10 @@ mod updates;
 pub use assets::{assets_crud, assets_every_kind, assets_paging, assets_tenant_isolation};
 pub use blob::{
     blob_invalid_keys, blob_large, blob_list_prefix, blob_overwrite, blob_put_get_list_delete,
+};
+pub use export::{
+    export_consistent_under_writes, export_deterministic_and_strict, export_import_refusals,
+    export_restore_elsewhere, export_round_trip,
 };
 pub use meta::{
     create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,
@@ -57,6 +63,9 @@ pub async fn run_all(store: &Store) {
     assets_paging(store).await;
     assets_tenant_isolation(store).await;
     assets_every_kind(store).await;
+    export_deterministic_and_strict(store).await;
+    export_import_refusals(store).await;
+    export_consistent_under_writes(store).await;
     blob_put_get_list_delete(store).await;
     blob_overwrite(store).await;
     blob_list_prefix(store).await;

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 mod asset;
 mod digest;
+mod export;
 mod merge;
 mod queries;
 mod replication;

@@ -12,7 +12,7 @@ use super::{conflict_or, format_time, row_to_resource, SqliteMetaStore, RESOURCE
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
-use crate::{Asset, AssetKind, AssetPage, AssetUpdate, NewAsset};
+use crate::{Asset, AssetKind, AssetPage, AssetUpdate, MetadataExport, NewAsset};
 use crate::{
     Enrollment, MetaStore, NewEnrollment, NewProfile, NewResource, ProfileKind, Resource, Result,
     SpeakerProfile, StoreError,
@@ -292,6 +292,14 @@ impl MetaStore for SqliteMetaStore {
 
     async fn speaker_digest(&self) -> Result<SpeakerDigest> {
         self.rp_digest().await
+    }
+
+    async fn export_metadata(&self) -> Result<MetadataExport> {
+        self.ex_export().await
+    }
+
+    async fn import_metadata(&self, export: &MetadataExport) -> Result<()> {
+        self.ex_import(export).await
     }
 
     async fn ping(&self) -> Result<()> {

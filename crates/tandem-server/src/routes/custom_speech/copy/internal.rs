@@ -5,13 +5,14 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use tandem_core::ResourceId;
+use tandem_core::{PeerAuth, ResourceId, PEER_HEADER, PEER_SIGNATURE_HEADER, PEER_TIME_HEADER};
 use uuid::Uuid;
 
-use super::target::{begin, commit, lookup, put_chunk, resolve};
+use super::target::{begin, commit, lookup, put_verified_chunk, resolve};
 use super::wire::{
-    BeginRequest, BeginResponse, CommitRequest, Grant, LookupRequest, LookupResponse,
+    BeginRequest, BeginResponse, ChunkRef, CommitRequest, Grant, LookupRequest, LookupResponse,
 };
+use crate::auth::unix_now;
 use crate::{ApiError, AppState, V3Error};
 
 fn parse_uuid(s: &str) -> Result<Uuid, V3Error> {
@@ -108,7 +109,47 @@ pub(crate) async fn begin_route(
     Ok(Json(begin(&state, resource, asset, &req, &base).await?))
 }
 
+/// Checks a signed request given its body's sha256 (computed once, and used again by the
+/// caller): the same check as [`verify`], which hashes the body itself.
+fn verify_digest(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    uri: &axum::http::Uri,
+    body_sha256: &[u8; 32],
+) -> Result<(), V3Error> {
+    let pq = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let Some(auth) = state.replication().auth() else {
+        return Err(V3Error(ApiError::Forbidden(format!(
+            "region {} accepts no inter-region calls: it has no peer secret",
+            state.region()
+        ))));
+    };
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let peers = &state.config().peers;
+    auth.verify_digest(
+        h(PEER_HEADER),
+        h(PEER_TIME_HEADER),
+        h(PEER_SIGNATURE_HEADER),
+        method,
+        pq,
+        body_sha256,
+        unix_now(),
+        |r| peers.iter().any(|p| &p.name == r),
+    )
+    .map_err(|e| {
+        tracing::warn!(error = %e, "refused an inter-region call");
+        V3Error(ApiError::Forbidden(format!(
+            "inter-region authentication failed: {e}"
+        )))
+    })?;
+    Ok(())
+}
+
 /// `PUT /internal/v1/copy/{resource}/{asset}/chunks/{file}/{index}`
+///
+/// The body is hashed once: that digest checks the signature (so the body is authenticated)
+/// and the chunk against the manifest.
 pub(crate) async fn chunk_route(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -116,13 +157,20 @@ pub(crate) async fn chunk_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, V3Error> {
-    verify(&state, &headers, "PUT", &uri, &body)?;
+    let digest = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || PeerAuth::body_sha256(&body))
+            .await
+            .map_err(|e| V3Error(ApiError::Internal(format!("chunk digest: {e}"))))?
+    };
+    verify_digest(&state, &headers, "PUT", &uri, &digest)?;
     let (resource, asset, file) = (
         parse_resource(&resource)?,
         parse_uuid(&asset)?,
         parse_uuid(&file)?,
     );
-    put_chunk(&state, resource, asset, file, index, body).await?;
+    let chunk = ChunkRef { file, index };
+    put_verified_chunk(&state, resource, asset, chunk, body, digest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

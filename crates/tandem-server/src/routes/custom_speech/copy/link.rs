@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::target;
 use super::wire::{
-    BeginRequest, BeginResponse, CommitRequest, Grant, LookupRequest, LookupResponse, COPY_PREFIX,
+    BeginRequest, BeginResponse, ChunkRef, CommitRequest, Grant, LookupRequest, LookupResponse,
+    COPY_PREFIX,
 };
 use super::CopyError;
 use crate::auth::unix_now;
@@ -41,14 +42,15 @@ pub(crate) trait TargetLink: Send + Sync {
         asset: Uuid,
         req: &BeginRequest,
     ) -> Result<BeginResponse, CopyError>;
-    /// Sends one chunk.
+    /// Sends one chunk; `sha256` is its digest from the plan (so it is not hashed again to
+    /// sign the request).
     async fn put_chunk(
         &self,
         resource: ResourceId,
         asset: Uuid,
-        file: Uuid,
-        index: u32,
+        chunk: ChunkRef,
         bytes: Bytes,
+        sha256: [u8; 32],
     ) -> Result<(), CopyError>;
     /// Commits the copy; the entity as the target serves it.
     async fn commit(
@@ -117,11 +119,12 @@ impl TargetLink for LocalTarget {
         &self,
         resource: ResourceId,
         asset: Uuid,
-        file: Uuid,
-        index: u32,
+        chunk: ChunkRef,
         bytes: Bytes,
+        sha256: [u8; 32],
     ) -> Result<(), CopyError> {
-        target::put_chunk(&self.state, resource, asset, file, index, bytes).await
+        // In-process, `sha256` is the digest the plan computed from these very bytes.
+        target::put_verified_chunk(&self.state, resource, asset, chunk, bytes, sha256).await
     }
     async fn commit(
         &self,
@@ -162,16 +165,19 @@ impl HttpTarget {
         })
     }
 
+    /// A signed call; `body_sha256` is the body's digest if the caller has it already.
     async fn call(
         &self,
         method: reqwest::Method,
         pq: &str,
         body: Bytes,
+        body_sha256: Option<[u8; 32]>,
         timeout: Duration,
     ) -> Result<Bytes, CopyError> {
+        let digest = body_sha256.unwrap_or_else(|| PeerAuth::body_sha256(&body));
         let sig = self
             .auth
-            .sign(&self.peer.name, method.as_str(), pq, &body, unix_now());
+            .sign_digest(&self.peer.name, method.as_str(), pq, &digest, unix_now());
         let url = format!("{}{pq}", self.peer.endpoint.trim_end_matches('/'));
         let unreachable = |e: reqwest::Error| {
             CopyError::Unavailable(format!(
@@ -214,7 +220,7 @@ impl HttpTarget {
         timeout: Duration,
     ) -> Result<T, CopyError> {
         let bytes = self
-            .call(reqwest::Method::POST, pq, body.into(), timeout)
+            .call(reqwest::Method::POST, pq, body.into(), None, timeout)
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             CopyError::Unavailable(format!(
@@ -264,12 +270,13 @@ impl TargetLink for HttpTarget {
         &self,
         resource: ResourceId,
         asset: Uuid,
-        file: Uuid,
-        index: u32,
+        chunk: ChunkRef,
         bytes: Bytes,
+        sha256: [u8; 32],
     ) -> Result<(), CopyError> {
+        let ChunkRef { file, index } = chunk;
         let pq = format!("{COPY_PREFIX}/{resource}/{asset}/chunks/{file}/{index}");
-        self.call(reqwest::Method::PUT, &pq, bytes, CALL_TIMEOUT)
+        self.call(reqwest::Method::PUT, &pq, bytes, Some(sha256), CALL_TIMEOUT)
             .await
             .map(drop)
     }

@@ -12,6 +12,9 @@ use uuid::Uuid;
 /// default).
 pub(crate) const MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
 
+/// Files at least this large are hashed on two threads by [`FilePlan::of`].
+const PARALLEL_HASH_BYTES: usize = 8 * 1024 * 1024;
+
 /// One file of a copied asset, as the target will verify it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,19 +33,40 @@ pub(crate) struct FilePlan {
 
 impl FilePlan {
     /// The plan of `bytes` cut into `chunk_size` pieces (at least one chunk, even when empty).
+    /// The whole-file digest and the chunk digests are two passes over the bytes: a large file
+    /// runs them on two threads.
     pub fn of(id: Uuid, bytes: &[u8], chunk_size: usize) -> FilePlan {
         let chunk_size = chunk_size.max(1);
-        let chunks = ranges(bytes.len() as u64, chunk_size as u64)
-            .into_iter()
-            .map(|r| hex::encode(Sha256::digest(&bytes[r.start as usize..r.end as usize])))
-            .collect();
+        let chunk_digests = || -> Vec<String> {
+            ranges(bytes.len() as u64, chunk_size as u64)
+                .into_iter()
+                .map(|r| hex::encode(Sha256::digest(&bytes[r.start as usize..r.end as usize])))
+                .collect()
+        };
+        let (sha256, chunks) = if bytes.len() >= PARALLEL_HASH_BYTES {
+            std::thread::scope(|s| {
+                let whole = s.spawn(|| hex::encode(Sha256::digest(bytes)));
+                let chunks = chunk_digests();
+                (whole.join().expect("hashing does not panic"), chunks)
+            })
+        } else {
+            (hex::encode(Sha256::digest(bytes)), chunk_digests())
+        };
         FilePlan {
             id,
             size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
+            sha256,
             chunk_size: chunk_size as u64,
             chunks,
         }
+    }
+
+    /// The planned sha256 of chunk `index`, as bytes (`None` if there is no such chunk or its
+    /// digest is not hex).
+    pub fn chunk_digest(&self, index: u32) -> Option<[u8; 32]> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(self.chunks.get(index as usize)?, &mut out).ok()?;
+        Some(out)
     }
 
     /// The byte range of chunk `index`, if it is one of the plan's.
@@ -60,20 +84,30 @@ impl FilePlan {
     }
 
     /// Checks one chunk's bytes against the plan.
+    #[cfg(test)]
     pub fn check_chunk(&self, index: u32, bytes: &[u8]) -> Result<(), String> {
+        self.check_chunk_digest(index, bytes.len(), &Sha256::digest(bytes).into())
+    }
+
+    /// [`FilePlan::check_chunk`] given the chunk's length and sha256, computed once by the
+    /// caller (the same digest authenticates the request that carried it).
+    pub fn check_chunk_digest(
+        &self,
+        index: u32,
+        len: usize,
+        digest: &[u8; 32],
+    ) -> Result<(), String> {
         let range = self
             .range(index)
             .ok_or_else(|| format!("file {} has no chunk {index}", self.id))?;
-        if bytes.len() as u64 != range.end - range.start {
+        if len as u64 != range.end - range.start {
             return Err(format!(
-                "chunk {index} of file {} is {} bytes, not {}",
+                "chunk {index} of file {} is {len} bytes, not {}",
                 self.id,
-                bytes.len(),
                 range.end - range.start
             ));
         }
-        let digest = hex::encode(Sha256::digest(bytes));
-        if digest != self.chunks[index as usize] {
+        if self.chunk_digest(index) != Some(*digest) {
             return Err(format!(
                 "chunk {index} of file {} does not match its sha256",
                 self.id

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tandem_core::ResourceId;
@@ -19,9 +20,12 @@ use uuid::Uuid;
 use super::kind::kind_for;
 use super::link::{link_to, TargetLink};
 use super::plan::{missing, FilePlan};
-use super::wire::{BeginRequest, CommitRequest, Grant, Manifest, MANIFEST_FORMAT};
+use super::wire::{BeginRequest, ChunkRef, CommitRequest, Grant, Manifest, MANIFEST_FORMAT};
 use super::CopyError;
 use crate::{ApiError, AppState};
+
+/// Chunks sent at once by one copy.
+const CHUNKS_IN_FLIGHT: usize = 3;
 
 /// How long transient failures are retried before the operation fails.
 pub(crate) const RETRY_WINDOW: Duration = Duration::from_secs(300);
@@ -225,7 +229,7 @@ pub(crate) async fn transfer(
         .begin(doc.target_resource, doc.target_asset, &begin)
         .await?;
     if started.committed.is_none() {
-        let mut sent = 0usize;
+        let mut jobs = Vec::new();
         for (plan, bytes) in begin.manifest.files.iter().zip(bodies) {
             let have: BTreeSet<u32> = started
                 .have
@@ -236,11 +240,26 @@ pub(crate) async fn transfer(
             for index in missing(plan.chunks.len(), &have) {
                 let range = plan.range(index).expect("a planned chunk");
                 let chunk = bytes.slice(range.start as usize..range.end as usize);
-                link.put_chunk(doc.target_resource, doc.target_asset, plan.id, index, chunk)
-                    .await?;
-                sent += 1;
+                let sha256 = plan.chunk_digest(index).ok_or_else(|| {
+                    CopyError::Internal(format!("chunk {index} has no sha256 in the plan"))
+                })?;
+                let at = ChunkRef {
+                    file: plan.id,
+                    index,
+                };
+                jobs.push((at, chunk, sha256));
             }
         }
+        let sent = jobs.len();
+        // A few chunks in flight: the target hashes and stores one while the next arrives.
+        // The first failure stops the rest; the next attempt sends what is still missing.
+        futures::stream::iter(jobs)
+            .map(|(at, chunk, sha256)| {
+                link.put_chunk(doc.target_resource, doc.target_asset, at, chunk, sha256)
+            })
+            .buffer_unordered(CHUNKS_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
         tracing::info!(target = %doc.target_asset, skipped = started.have.len(), sent, "copy chunks sent");
     }
     let commit = CommitRequest {

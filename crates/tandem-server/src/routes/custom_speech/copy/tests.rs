@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::authz::CopyAuthorization;
+use super::kind::artifact_base;
 use super::link::{find_key, TargetLink};
 use super::plan::FilePlan;
 use super::run::{transfer, CopyOpDoc, COPY_OP_FORMAT};
@@ -244,10 +245,15 @@ impl TargetLink for FakeTarget {
         &self,
         _: ResourceId,
         _: Uuid,
-        file: Uuid,
-        index: u32,
+        chunk: ChunkRef,
         bytes: Bytes,
+        sha256: [u8; 32],
     ) -> Result<(), CopyError> {
+        let ChunkRef { file, index } = chunk;
+        // The digest the source signs with is its plan's: the chunk's, as the target sees it.
+        let m = self.manifest.lock().unwrap().clone().unwrap();
+        let plan = m.files.iter().find(|f| f.id == file).unwrap();
+        assert_eq!(Some(sha256), plan.chunk_digest(index));
         let mut fail = self.fail_after.lock().unwrap();
         if let Some(n) = fail.as_mut() {
             if *n == 0 {
@@ -255,8 +261,6 @@ impl TargetLink for FakeTarget {
             }
             *n -= 1;
         }
-        let m = self.manifest.lock().unwrap().clone().unwrap();
-        let plan = m.files.iter().find(|f| f.id == file).unwrap();
         plan.check_chunk(index, &bytes)
             .map_err(|e| CopyError::invalid("InvalidChecksum", e))?;
         self.puts.fetch_add(1, Ordering::SeqCst);
@@ -459,6 +463,158 @@ async fn the_target_stages_verifies_and_resumes_in_its_blob_store() {
         .unwrap()
         .is_empty());
     // Nothing of it is an entity: staging is never listed.
+    let models = state
+        .store()
+        .meta
+        .list_assets(resource, tandem_store::AssetKind::Model, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(models.total, 0);
+}
+
+/// A vocabulary of the 256 bytes and the two special tokens, to train real artifacts.
+struct Bytewise;
+
+impl tandem_engines::adapt::Vocabulary for Bytewise {
+    fn model_name(&self) -> &str {
+        "bytewise"
+    }
+    fn model_sha256(&self) -> &str {
+        ""
+    }
+    fn n_vocab(&self) -> u32 {
+        258
+    }
+    fn sot(&self) -> u32 {
+        257
+    }
+    fn eot(&self) -> u32 {
+        256
+    }
+    fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        u8::try_from(id).ok().map(|b| vec![b])
+    }
+}
+
+#[test]
+fn a_copied_artifact_is_checked_by_its_header_and_its_own_digest() {
+    let model = tandem_engines::AdaptedModel::train(
+        &["the cell divides\nthe nucleus holds the genome\n"],
+        &[],
+        &Bytewise,
+    )
+    .unwrap();
+    let bytes = model.to_bytes();
+    assert_eq!(artifact_base(&bytes).as_deref(), Ok("bytewise"));
+    // Any flipped byte, a cut, another magic or a newer format: refused.
+    for i in (0..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x20;
+        assert!(artifact_base(&b).is_err(), "flip at {i}");
+    }
+    for n in [0, 8, 12, 44, bytes.len() - 1] {
+        assert!(artifact_base(&bytes[..n]).is_err(), "cut at {n}");
+    }
+    let mut newer = bytes.clone();
+    newer[8..12].copy_from_slice(&(tandem_engines::adapt::FORMAT_VERSION + 1).to_le_bytes());
+    let err = artifact_base(&newer).unwrap_err();
+    assert!(err.contains("format"), "{err}");
+    // What the cheap check accepts, the full parse accepts too.
+    assert!(tandem_engines::AdaptedModel::from_bytes(&bytes).is_ok());
+}
+
+#[test]
+fn a_chunk_digest_signs_like_its_body() {
+    let region = |s: &str| RegionName::new(s).unwrap();
+    let west = tandem_core::PeerAuth::new(region("westus"), b"0123456789abcdef".to_vec());
+    let east = tandem_core::PeerAuth::new(region("eastus"), b"0123456789abcdef".to_vec());
+    // Two equal chunks, then other bytes.
+    let mut body = vec![7u8; 8192];
+    body.extend((0..1808u32).map(|i| i as u8));
+    let plan = FilePlan::of(Uuid::new_v4(), &body, 4096);
+    let digest = plan.chunk_digest(0).unwrap();
+    let signed = west.sign_digest(&region("eastus"), "PUT", "/c/0", &digest, 1000);
+    assert_eq!(
+        signed,
+        west.sign(&region("eastus"), "PUT", "/c/0", &body[..4096], 1000)
+    );
+    let verify = |b: &[u8]| {
+        east.verify_digest(
+            Some(&signed.region),
+            Some(&signed.time),
+            Some(&signed.signature),
+            "PUT",
+            "/c/0",
+            &tandem_core::PeerAuth::body_sha256(b),
+            1000,
+            |_| true,
+        )
+    };
+    assert!(verify(&body[..4096]).is_ok());
+    // The signature still authenticates the body: other bytes do not verify.
+    assert!(verify(&body[8192..]).is_err());
+    assert!(plan.check_chunk_digest(0, 4096, &digest).is_ok());
+    assert!(
+        plan.check_chunk_digest(1, 4096, &digest).is_ok(),
+        "same bytes"
+    );
+    assert!(
+        plan.check_chunk_digest(2, 4096, &digest).is_err(),
+        "wrong length"
+    );
+}
+
+#[test]
+fn a_large_file_is_planned_alike_on_two_threads() {
+    let bytes: Vec<u8> = (0..9_000_000u32).map(|i| (i * 7 / 13) as u8).collect();
+    let plan = FilePlan::of(Uuid::new_v4(), &bytes, 1 << 20);
+    assert_eq!(plan.chunks.len(), 9);
+    assert!(plan.check_file(&bytes).is_ok());
+    for i in 0..9u32 {
+        let r = plan.range(i).unwrap();
+        assert!(plan
+            .check_chunk(i, &bytes[r.start as usize..r.end as usize])
+            .is_ok());
+    }
+}
+
+#[tokio::test]
+async fn a_commit_that_is_not_a_model_leaves_no_file_and_no_row() {
+    let (_dir, state) = state(Vec::new()).await;
+    let (resource, key) = resource(&state, "dst").await;
+    let (asset, file) = (Uuid::new_v4(), Uuid::new_v4());
+    let bytes = vec![3u8; 2_500];
+    let mut m = manifest(&[(file, &bytes)]);
+    m.doc = json!({"format": 1, "baseModel": Uuid::new_v4(), "datasets": [], "artifact": file});
+    target::stage(&state, resource, asset, &m).await.unwrap();
+    for i in 0..3u32 {
+        let r = m.files[0].range(i).unwrap();
+        let chunk = Bytes::copy_from_slice(&bytes[r.start as usize..r.end as usize]);
+        target::put_chunk(&state, resource, asset, file, i, chunk)
+            .await
+            .unwrap();
+    }
+    let req = CommitRequest {
+        grant: Grant::Key {
+            key_hash: key.hash().to_hex(),
+        },
+        api_version: "v3.2".into(),
+    };
+    let err = target::commit(&state, resource, asset, &req, "http://east")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CopyError::Invalid {
+                code: "InvalidModel",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let key = tandem_store::asset_file_key(resource, asset, file);
+    assert!(state.store().blobs.get(&key).await.unwrap().is_none());
     let models = state
         .store()
         .meta

@@ -1,0 +1,133 @@
+//! Backups of a whole region (issue #5): the glue between the region's [`Store`] and the
+//! storage-agnostic repository of `tandem-backup`.
+//!
+//! - [`RegionSource`] hands the repository a point-in-time metadata export (one read
+//!   transaction, see `MetaStore::export_metadata`) and every blob;
+//! - [`restore_region`] restores a snapshot into an *empty* region store, the same region or
+//!   another one (then with new keys, which it returns so the caller can print them);
+//! - [`spawn_worker`] backs the region up every `backup.interval_secs` and prunes by the
+//!   retention policy every `backup.prune_interval_secs`.
+//!
+//! The repository comes from the region's `[backup]` config ([`open_repository`]).
+
+mod recover;
+mod restore;
+mod source;
+mod worker;
+
+use std::time::Duration;
+
+use tandem_backup::{Key, RepoOptions, Repository, Retention, S3Options};
+use tandem_core::RegionConfig;
+
+pub use recover::{
+    recover_region, EndpointOutcome, EvaluationOutcome, ModelAction, ModelOutcome, RecoverError,
+    RecoverOptions, RecoverProgress, RecoverReport, Step,
+};
+pub use restore::{restore_region, NewKeys, RestoreError, RestoreOutcome};
+pub use source::RegionSource;
+pub use worker::spawn_worker;
+
+/// S3 settings from the region's `[backup]` table, falling back to the standard `AWS_*`
+/// environment variables.
+pub fn s3_options(cfg: &RegionConfig) -> Result<S3Options, tandem_backup::Error> {
+    let b = &cfg.backup;
+    let mut s3 = S3Options::from_env();
+    if let Some(e) = &b.s3_endpoint {
+        s3.endpoint = Some(e.clone());
+    }
+    if let Some(r) = &b.s3_region {
+        s3.region = Some(r.clone());
+    }
+    if let Some(k) = &b.s3_access_key_id {
+        s3.access_key_id = Some(k.clone());
+    }
+    if let Some(f) = &b.s3_secret_access_key_file {
+        let text = std::fs::read_to_string(f).map_err(|e| tandem_backup::Error::BadKeyFile {
+            path: f.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        s3.secret_access_key = Some(text.lines().next().unwrap_or("").trim().to_owned());
+    }
+    if s3
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
+    {
+        s3.allow_http = true;
+    }
+    Ok(s3)
+}
+
+/// The repository's options for this region: its encryption key, if one is configured.
+pub fn repo_options(
+    cfg: &RegionConfig,
+    key_file: Option<&std::path::Path>,
+) -> Result<RepoOptions, tandem_backup::Error> {
+    let key = match key_file.or(cfg.backup.key_file.as_deref()) {
+        Some(path) => Some(Key::from_file(path)?),
+        None => None,
+    };
+    Ok(RepoOptions {
+        key,
+        ..RepoOptions::default()
+    })
+}
+
+/// Opens the region's backup repository (`target`, else the config's, else the default
+/// sibling directory), creating it when `create` is set and nothing is there yet.
+pub async fn open_repository(
+    cfg: &RegionConfig,
+    target: Option<&str>,
+    key_file: Option<&std::path::Path>,
+    create: bool,
+) -> Result<Repository, tandem_backup::Error> {
+    let url = target
+        .map(str::to_owned)
+        .unwrap_or_else(|| cfg.backup_target());
+    let s3 = s3_options(cfg)?;
+    let opts = repo_options(cfg, key_file)?;
+    let t = tandem_backup::target_from_url(&url, &s3)?;
+    if create {
+        match Repository::open_target(t, &url, &opts).await {
+            Err(tandem_backup::Error::NotARepository { .. }) => {
+                let t = tandem_backup::target_from_url(&url, &s3)?;
+                Repository::init_target(t, &url, &opts).await
+            }
+            other => other,
+        }
+    } else {
+        Repository::open_target(t, &url, &opts).await
+    }
+}
+
+/// The region's retention policy.
+pub fn retention(cfg: &RegionConfig) -> Retention {
+    Retention {
+        keep_last: cfg.backup.keep_last,
+        keep_hourly: cfg.backup.keep_hourly,
+        keep_daily: cfg.backup.keep_daily,
+    }
+}
+
+/// How young an unreferenced chunk may be and still be kept by a prune: longer than any backup
+/// that could be writing it (twice the interval, at least 15 minutes).
+pub fn prune_grace(cfg: &RegionConfig) -> Duration {
+    Duration::from_secs((2 * cfg.backup.interval_secs).max(15 * 60))
+}
+
+/// True when `store` holds no metadata row and no blob (a region a restore may fill).
+pub async fn is_empty(store: &tandem_store::Store) -> Result<bool, tandem_store::StoreError> {
+    let export = store.meta.export_metadata().await?;
+    Ok(export.row_counts().iter().all(|(_, n)| *n == 0) && store.blobs.list("").await?.is_empty())
+}
+
+/// This machine's name, recorded in each snapshot.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}

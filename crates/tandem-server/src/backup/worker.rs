@@ -1,0 +1,102 @@
+//! The region's backup worker: a snapshot every `backup.interval_secs`, a prune by the
+//! retention policy every `backup.prune_interval_secs`.
+
+use std::time::{Duration, Instant};
+
+use tandem_backup::{BackupOptions, NoProgress, PruneOptions, Repository};
+
+use super::{host_name, open_repository, prune_grace, retention, RegionSource};
+use crate::AppState;
+
+/// Starts the backup worker when `backup.interval_secs` > 0. The first backup runs at once (a
+/// region that just started is backed up before its first interval ends).
+pub fn spawn_worker(state: &AppState) {
+    let interval = state.config().backup.interval_secs;
+    if interval == 0 {
+        tracing::info!("backup worker off (backup.interval_secs = 0)");
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let cfg = state.config().clone();
+        let target = cfg.backup_target();
+        if cfg.backup.target.is_none() {
+            tracing::info!(%target, "backing up to the default target, beside the data directory; set [backup] target to another disk or an s3:// bucket");
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(interval));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let prune_every = Duration::from_secs(cfg.backup.prune_interval_secs);
+        let mut last_prune = Instant::now();
+        let mut repo: Option<Repository> = None;
+        loop {
+            tick.tick().await;
+            if repo.is_none() {
+                match open_repository(&cfg, None, None, true).await {
+                    Ok(r) => repo = Some(r),
+                    Err(e) => {
+                        state
+                            .metrics()
+                            .backup_runs
+                            .with_label_values(&["error"])
+                            .inc();
+                        tracing::warn!(%target, error = %e, "cannot open the backup repository");
+                        continue;
+                    }
+                }
+            }
+            let Some(r) = repo.as_ref() else { continue };
+            run_once(&state, r).await;
+            if !prune_every.is_zero() && last_prune.elapsed() >= prune_every {
+                last_prune = Instant::now();
+                let opts = PruneOptions {
+                    dry_run: false,
+                    grace: prune_grace(&cfg),
+                    now: None,
+                };
+                match r.prune(&retention(&cfg), &opts, &NoProgress).await {
+                    Ok(p) => tracing::info!(
+                        forgotten = p.forgotten.len(),
+                        deleted_chunks = p.deleted_chunks,
+                        deleted_bytes = p.deleted_bytes,
+                        "backup prune"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "backup prune failed"),
+                }
+            }
+        }
+    });
+}
+
+/// One backup; outcome in the metrics and the log. Never panics, never stops the worker.
+async fn run_once(state: &AppState, repo: &Repository) {
+    let started = Instant::now();
+    let opts = BackupOptions {
+        region: state.region().to_string(),
+        host: host_name(),
+        ..BackupOptions::default()
+    };
+    let source = RegionSource::new(state.store().clone());
+    let m = state.metrics();
+    match repo.backup(&source, &opts, &NoProgress).await {
+        Ok(s) => {
+            m.backup_runs.with_label_values(&["ok"]).inc();
+            m.backup_duration.observe(started.elapsed().as_secs_f64());
+            m.backup_last_success
+                .set(s.created.unix_timestamp_nanos() as f64 / 1e9);
+            m.backup_new_bytes.inc_by(s.totals.new_bytes);
+            tracing::info!(
+                snapshot = %s.id,
+                files = s.totals.files,
+                bytes = s.totals.bytes,
+                new_chunks = s.totals.new_chunks,
+                new_bytes = s.totals.new_bytes,
+                took_ms = started.elapsed().as_millis() as u64,
+                "backup"
+            );
+        }
+        Err(e) => {
+            m.backup_runs.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "backup failed; the next run retries");
+        }
+    }
+}
