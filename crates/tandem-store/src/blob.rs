@@ -83,6 +83,60 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Stores `data` under `key` and fsyncs the file, but not its directories: for bulk writes
+    /// (a restore), which then call [`BlobStore::sync_dirs`] once for all their keys before
+    /// anything refers to them. Until then a crash may lose the file's name.
+    pub async fn put_file_synced(&self, key: &str, data: Bytes) -> Result<()> {
+        let path = parse_key(key)?;
+        self.inner.put(&path, data.into()).await?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(key);
+            tokio::task::spawn_blocking(move || {
+                std::fs::File::open(&file)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| StoreError::blob(format!("fsync {}: {e}", file.display())))
+            })
+            .await
+            .map_err(StoreError::blob)??;
+        }
+        Ok(())
+    }
+
+    /// fsyncs every directory that holds one of `keys`, and their parents up to the root, each
+    /// once: after it, blobs written by [`BlobStore::put_file_synced`] are as durable as
+    /// [`BlobStore::put`] makes them.
+    pub async fn sync_dirs(&self, keys: &[String]) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let mut dirs = std::collections::BTreeSet::new();
+        for key in keys {
+            parse_key(key)?;
+            let mut dir = root.join(key).parent().map(FsPath::to_path_buf);
+            while let Some(d) = dir {
+                if !d.starts_with(&root) || !dirs.insert(d.clone()) {
+                    break;
+                }
+                if d == root {
+                    break;
+                }
+                dir = d.parent().map(FsPath::to_path_buf);
+            }
+        }
+        dirs.insert(root);
+        tokio::task::spawn_blocking(move || {
+            // Deepest first, so a parent is synced after the entries created in it.
+            for d in dirs.iter().rev() {
+                std::fs::File::open(d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| StoreError::blob(format!("fsync {}: {e}", d.display())))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(StoreError::blob)?
+    }
+
     /// The value under `key`, or `None`.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let path = parse_key(key)?;

@@ -40,6 +40,7 @@ conformance_tests!(
     assets_every_kind,
     blob_put_get_list_delete,
     blob_overwrite,
+    blob_bulk_put,
     blob_list_prefix,
     blob_invalid_keys,
     blob_large,

@@ -56,9 +56,14 @@ pub enum RestoreError {
 
 /// Collects the export in memory and puts blobs into the store, each only once its content was
 /// checked by the repository.
+///
+/// Each blob's file is fsynced as it is written; the directories once, at the end
+/// ([`tandem_store::BlobStore::sync_dirs`]), before the metadata that refers to them is
+/// imported: one fsync per directory instead of one per blob and directory level.
 struct StoreSink {
     store: Store,
     metadata: Arc<Mutex<Option<Bytes>>>,
+    written: Arc<Mutex<Vec<String>>>,
 }
 
 struct Writer {
@@ -67,6 +72,7 @@ struct Writer {
     buf: BytesMut,
     store: Store,
     metadata: Arc<Mutex<Option<Bytes>>>,
+    written: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait]
@@ -78,6 +84,7 @@ impl RestoreSink for StoreSink {
             buf: BytesMut::with_capacity(entry.size.min(1 << 30) as usize),
             store: self.store.clone(),
             metadata: self.metadata.clone(),
+            written: self.written.clone(),
         }))
     }
 }
@@ -96,12 +103,18 @@ impl RestoreWriter for Writer {
                 *self.metadata.lock().expect("not poisoned") = Some(bytes);
                 Ok(())
             }
-            EntryKind::File => self
-                .store
-                .blobs
-                .put(&self.path, bytes)
-                .await
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", self.path))),
+            EntryKind::File => {
+                self.store
+                    .blobs
+                    .put_file_synced(&self.path, bytes)
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", self.path)))?;
+                self.written
+                    .lock()
+                    .expect("not poisoned")
+                    .push(self.path.clone());
+                Ok(())
+            }
         }
     }
 
@@ -144,13 +157,17 @@ pub async fn restore_region(
     let manifest = repo.load_manifest(id).await?;
     let source_region = manifest.region.clone();
     let metadata = Arc::new(Mutex::new(None));
+    let written = Arc::new(Mutex::new(Vec::new()));
     let sink = StoreSink {
         store: store.clone(),
         metadata: metadata.clone(),
+        written: written.clone(),
     };
     let report = repo
         .restore(id, &sink, &RestoreOptions::default(), progress)
         .await?;
+    let written = std::mem::take(&mut *written.lock().expect("not poisoned"));
+    store.blobs.sync_dirs(&written).await?;
     let bytes = metadata
         .lock()
         .expect("not poisoned")

@@ -19,7 +19,8 @@ mod updates;
 
 pub use assets::{assets_crud, assets_every_kind, assets_paging, assets_tenant_isolation};
 pub use blob::{
-    blob_invalid_keys, blob_large, blob_list_prefix, blob_overwrite, blob_put_get_list_delete,
+    blob_bulk_put, blob_invalid_keys, blob_large, blob_list_prefix, blob_overwrite,
+    blob_put_get_list_delete,
 };
 pub use export::{
     export_consistent_under_writes, export_deterministic_and_strict, export_import_refusals,
@@ -68,6 +69,7 @@ pub async fn run_all(store: &Store) {
     export_consistent_under_writes(store).await;
     blob_put_get_list_delete(store).await;
     blob_overwrite(store).await;
+    blob_bulk_put(store).await;
     blob_list_prefix(store).await;
     blob_invalid_keys(store).await;
     blob_large(store).await;
