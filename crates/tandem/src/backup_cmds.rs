@@ -12,7 +12,7 @@ use tandem_backup::{
     BackupOptions, Phase, Progress, PruneOptions, Repository, Retention, SnapshotStatus,
 };
 use tandem_core::RegionConfig;
-use tandem_server::backup::{self as glue, RegionSource};
+use tandem_server::backup::{self as glue, RegionSource, RestoreOutcome};
 use tandem_store::Store;
 
 use crate::cli::RegionArgs;
@@ -126,25 +126,47 @@ pub struct RestoreArgs {
 }
 
 /// Progress bars on stderr (hidden when it is not a terminal, or with --json).
-struct Bars {
+pub(crate) struct Bars {
     bar: Mutex<Option<ProgressBar>>,
     quiet: bool,
 }
 
 impl Bars {
-    fn new(quiet: bool) -> Self {
+    /// Bars unless `quiet` (--json).
+    pub(crate) fn new(quiet: bool) -> Self {
         Bars {
             bar: Mutex::new(None),
             quiet,
+        }
+    }
+
+    /// Shows `bar` labelled `label` in place of the current one.
+    pub(crate) fn show(&self, bar: ProgressBar, label: &str) {
+        if self.quiet {
+            return;
+        }
+        bar.set_prefix(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        *self.bar.lock().expect("not poisoned") = Some(bar);
+    }
+
+    /// Runs `f` on the current bar, if one is shown.
+    pub(crate) fn with(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Some(b) = self.bar.lock().expect("not poisoned").as_ref() {
+            f(b);
+        }
+    }
+
+    /// Removes the current bar.
+    pub(crate) fn clear(&self) {
+        if let Some(b) = self.bar.lock().expect("not poisoned").take() {
+            b.finish_and_clear();
         }
     }
 }
 
 impl Progress for Bars {
     fn start(&self, phase: Phase, total: Option<u64>) {
-        if self.quiet {
-            return;
-        }
         let label = match phase {
             Phase::Scan => "scan",
             Phase::Backup => "backup",
@@ -155,26 +177,20 @@ impl Progress for Bars {
         let bar = match total {
             Some(n) => ProgressBar::new(n).with_style(
                 ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    "{prefix:>14} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
             ),
             None => ProgressBar::new_spinner(),
         };
-        bar.set_prefix(label);
-        bar.enable_steady_tick(Duration::from_millis(120));
-        *self.bar.lock().expect("not poisoned") = Some(bar);
+        self.show(bar, label);
     }
     fn advance(&self, bytes: u64) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").as_ref() {
-            b.inc(bytes);
-        }
+        self.with(|b| b.inc(bytes));
     }
     fn finish(&self, _phase: Phase) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").take() {
-            b.finish_and_clear();
-        }
+        self.clear();
     }
 }
 
@@ -186,7 +202,86 @@ async fn open_store(cfg: &RegionConfig) -> anyhow::Result<Store> {
         .context("opening the region's store")
 }
 
-async fn open_repo(cfg: &RegionConfig, r: &RepoArgs, create: bool) -> anyhow::Result<Repository> {
+/// Opens the store of `cfg`'s region, empty: refused when it holds data, unless `on_existing`
+/// moves its data directory aside first (then also returned). `verb` names the command.
+pub(crate) async fn empty_store(
+    cfg: &RegionConfig,
+    on_existing: OnExisting,
+    verb: &str,
+) -> anyhow::Result<(Store, Option<PathBuf>)> {
+    let store = open_store(cfg).await?;
+    if glue::is_empty(&store).await? {
+        return Ok((store, None));
+    }
+    store.close().await;
+    if on_existing == OnExisting::Refuse {
+        bail!(
+            "region {} already holds data in {}: {verb} into an empty region, or pass --on-existing move-aside",
+            cfg.region,
+            cfg.data_dir.display()
+        );
+    }
+    if cfg.storage.metadata_url.is_some() || cfg.storage.blob_url.is_some() {
+        bail!("--on-existing move-aside works only with the embedded storage under the data directory");
+    }
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut name = cfg.data_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".before-restore-{stamp}"));
+    let aside = cfg.data_dir.with_file_name(name);
+    std::fs::rename(&cfg.data_dir, &aside)
+        .with_context(|| format!("moving {} to {}", cfg.data_dir.display(), aside.display()))?;
+    Ok((open_store(cfg).await?, Some(aside)))
+}
+
+/// `id`, or the newest snapshot's id for `latest`.
+pub(crate) async fn snapshot_id(repo: &Repository, id: &str) -> anyhow::Result<String> {
+    if id != "latest" {
+        return Ok(id.to_owned());
+    }
+    repo.snapshot_ids()
+        .await?
+        .pop()
+        .context("the repository holds no snapshot")
+}
+
+/// The keys a restore issued, as JSON.
+pub(crate) fn keys_json(out: &RestoreOutcome) -> Vec<serde_json::Value> {
+    out.new_keys
+        .iter()
+        .map(|k| json!({"resource": k.resource.to_string(), "key1": k.key1.expose(), "key2": k.key2.expose()}))
+        .collect()
+}
+
+/// Where the old data went and the keys a restore issued (shown only now), as text.
+pub(crate) fn print_restored(cfg: &RegionConfig, out: &RestoreOutcome, moved: Option<&PathBuf>) {
+    if let Some(p) = moved {
+        println!("the previous data is in {}", p.display());
+    }
+    if out.new_keys.is_empty() {
+        return;
+    }
+    println!(
+        "keys are region-bound: new keys for {} (shown only now):",
+        cfg.region
+    );
+    for k in &out.new_keys {
+        println!("  resource {}", k.resource);
+        println!("    key1: {}", k.key1.expose());
+        println!("    key2: {}", k.key2.expose());
+    }
+    if out.dropped_rows > 0 {
+        println!(
+            "left out {} rows of the source's paired-region data",
+            out.dropped_rows
+        );
+    }
+}
+
+pub(crate) async fn open_repo(
+    cfg: &RegionConfig,
+    r: &RepoArgs,
+    create: bool,
+) -> anyhow::Result<Repository> {
     glue::open_repository(cfg, r.target.as_deref(), r.key_file.as_deref(), create)
         .await
         .context("opening the backup repository")
@@ -439,55 +534,14 @@ fn describe(s: &SnapshotStatus) -> Vec<String> {
 pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let cfg = args.region.resolve()?;
     let r = open_repo(&cfg, &args.repo, false).await?;
-    let id = if args.snapshot == "latest" {
-        r.snapshot_ids()
-            .await?
-            .pop()
-            .context("the repository holds no snapshot")?
-    } else {
-        args.snapshot.clone()
-    };
-    let mut moved = None;
-    let mut store = open_store(&cfg).await?;
-    let empty = glue::is_empty(&store).await?;
-    if !empty {
-        match args.on_existing {
-            OnExisting::Refuse => {
-                store.close().await;
-                bail!(
-                    "region {} already holds data in {}: restore into an empty region, or pass --on-existing move-aside",
-                    cfg.region,
-                    cfg.data_dir.display()
-                );
-            }
-            OnExisting::MoveAside => {
-                if cfg.storage.metadata_url.is_some() || cfg.storage.blob_url.is_some() {
-                    bail!("--on-existing move-aside works only with the embedded storage under the data directory");
-                }
-                store.close().await;
-                let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-                let mut name = cfg.data_dir.file_name().unwrap_or_default().to_os_string();
-                name.push(format!(".before-restore-{stamp}"));
-                let aside = cfg.data_dir.with_file_name(name);
-                std::fs::rename(&cfg.data_dir, &aside).with_context(|| {
-                    format!("moving {} to {}", cfg.data_dir.display(), aside.display())
-                })?;
-                moved = Some(aside);
-                store = open_store(&cfg).await?;
-            }
-        }
-    }
+    let id = snapshot_id(&r, &args.snapshot).await?;
+    let (store, moved) = empty_store(&cfg, args.on_existing, "restore").await?;
     let started = Instant::now();
     let out = glue::restore_region(&r, &id, &store, &cfg.region, &Bars::new(args.repo.json))
         .await
         .context("restore refused or failed")?;
     store.close().await;
     let took = started.elapsed().as_secs_f64();
-    let keys: Vec<_> = out
-        .new_keys
-        .iter()
-        .map(|k| json!({"resource": k.resource.to_string(), "key1": k.key1.expose(), "key2": k.key2.expose()}))
-        .collect();
     if args.repo.json {
         println!(
             "{}",
@@ -495,7 +549,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
                 "snapshot": out.snapshot, "source_region": out.source_region,
                 "region": cfg.region.to_string(), "files": out.files, "bytes": out.bytes,
                 "rows": out.rows.iter().map(|(t, n)| (t.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
-                "new_keys": keys, "dropped_rows": out.dropped_rows, "seconds": took,
+                "new_keys": keys_json(&out), "dropped_rows": out.dropped_rows, "seconds": took,
                 "moved_aside": moved.as_ref().map(|p| p.display().to_string()),
             }))?
         );
@@ -504,26 +558,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             "restored snapshot {} (region {}) into {}: {} files, {} bytes in {took:.2} s",
             out.snapshot, out.source_region, cfg.region, out.files, out.bytes
         );
-        if let Some(p) = &moved {
-            println!("the previous data is in {}", p.display());
-        }
-        if !out.new_keys.is_empty() {
-            println!(
-                "keys are region-bound: new keys for {} (shown only now):",
-                cfg.region
-            );
-            for k in &out.new_keys {
-                println!("  resource {}", k.resource);
-                println!("    key1: {}", k.key1.expose());
-                println!("    key2: {}", k.key2.expose());
-            }
-            if out.dropped_rows > 0 {
-                println!(
-                    "left out {} rows of the source's paired-region data",
-                    out.dropped_rows
-                );
-            }
-        }
+        print_restored(&cfg, &out, moved.as_ref());
     }
     Ok(())
 }

@@ -1,20 +1,19 @@
 //! `tandem recover`: the offline failover of a whole region (restore, models, evaluations,
 //! endpoints), timed step by step beside Azure's guide.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
-use tandem_backup::{Phase, Progress};
 use tandem_server::backup::{
     self as glue, ModelAction, RecoverOptions, RecoverProgress, RecoverReport, RestoreOutcome, Step,
 };
-use tandem_store::Store;
 
-use crate::backup_cmds::{OnExisting, RepoArgs};
+use crate::backup_cmds::{
+    empty_store, keys_json, open_repo, print_restored, snapshot_id, Bars, OnExisting, RepoArgs,
+};
 use crate::cli::RegionArgs;
 
 /// `tandem recover`.
@@ -38,57 +37,6 @@ pub struct RecoverArgs {
     pub retrain: bool,
 }
 
-/// One spinner or bar on stderr at a time; nothing with --json or off a terminal.
-struct Bars {
-    bar: Mutex<Option<ProgressBar>>,
-    quiet: bool,
-}
-
-impl Bars {
-    fn show(&self, bar: ProgressBar, label: &str) {
-        if self.quiet {
-            return;
-        }
-        bar.set_prefix(label.to_owned());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        *self.bar.lock().expect("not poisoned") = Some(bar);
-    }
-    fn clear(&self) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").take() {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bars {
-    fn start(&self, phase: Phase, total: Option<u64>) {
-        let label = if phase == Phase::Restore {
-            "restore"
-        } else {
-            "verify"
-        };
-        let bar = match total {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template(
-                    "{prefix:>14} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            ),
-            None => ProgressBar::new_spinner(),
-        };
-        self.show(bar, label);
-    }
-    fn advance(&self, bytes: u64) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").as_ref() {
-            b.inc(bytes);
-        }
-    }
-    fn finish(&self, _: Phase) {
-        self.clear();
-    }
-}
-
 impl RecoverProgress for Bars {
     fn start(&self, step: Step, items: usize) {
         let bar = ProgressBar::new(items as u64).with_style(
@@ -99,10 +47,10 @@ impl RecoverProgress for Bars {
         self.show(bar, step.label());
     }
     fn advance(&self, what: &str) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").as_ref() {
+        self.with(|b| {
             b.set_message(what.to_owned());
             b.inc(1);
-        }
+        });
     }
     fn finish(&self, _: Step) {
         self.clear();
@@ -159,42 +107,6 @@ fn wer(w: Option<f64>) -> String {
     w.map_or_else(|| "-".into(), |w| format!("{:.1} %", w * 100.0))
 }
 
-/// Opens the target's store, empty (or emptied by moving its data directory aside).
-async fn empty_store(
-    cfg: &tandem_core::RegionConfig,
-    on_existing: OnExisting,
-) -> anyhow::Result<(Store, Option<std::path::PathBuf>)> {
-    let open = || async {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-        Store::open(&cfg.metadata_url(), &cfg.blob_url())
-            .await
-            .context("opening the region's store")
-    };
-    let store = open().await?;
-    if glue::is_empty(&store).await? {
-        return Ok((store, None));
-    }
-    store.close().await;
-    if on_existing == OnExisting::Refuse {
-        bail!(
-            "region {} already holds data in {}: recover into an empty region, or pass --on-existing move-aside",
-            cfg.region,
-            cfg.data_dir.display()
-        );
-    }
-    if cfg.storage.metadata_url.is_some() || cfg.storage.blob_url.is_some() {
-        bail!("--on-existing move-aside works only with the embedded storage under the data directory");
-    }
-    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut name = cfg.data_dir.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".before-restore-{stamp}"));
-    let aside = cfg.data_dir.with_file_name(name);
-    std::fs::rename(&cfg.data_dir, &aside)
-        .with_context(|| format!("moving {} to {}", cfg.data_dir.display(), aside.display()))?;
-    Ok((open().await?, Some(aside)))
-}
-
 /// `tandem recover`.
 pub async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
     let cfg = args.region.resolve()?;
@@ -205,27 +117,10 @@ pub async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let bars = Bars {
-        bar: Mutex::new(None),
-        quiet: args.repo.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
-    let repo = glue::open_repository(
-        &cfg,
-        args.repo.target.as_deref(),
-        args.repo.key_file.as_deref(),
-        false,
-    )
-    .await
-    .context("opening the backup repository")?;
-    let id = if args.snapshot == "latest" {
-        repo.snapshot_ids()
-            .await?
-            .pop()
-            .context("the repository holds no snapshot")?
-    } else {
-        args.snapshot.clone()
-    };
-    let (store, moved) = empty_store(&cfg, args.on_existing).await?;
+    let bars = Bars::new(args.repo.json);
+    let repo = open_repo(&cfg, &args.repo, false).await?;
+    let id = snapshot_id(&repo, &args.snapshot).await?;
+    let (store, moved) = empty_store(&cfg, args.on_existing, "recover").await?;
 
     // 1. Upload: the restore.
     let started = Instant::now();
@@ -297,9 +192,7 @@ fn report_json(
         "files": restored.files,
         "bytes": restored.bytes,
         "moved_aside": moved.map(|p| p.display().to_string()),
-        "new_keys": restored.new_keys.iter().map(|k| json!({
-            "resource": k.resource.to_string(), "key1": k.key1.expose(), "key2": k.key2.expose(),
-        })).collect::<Vec<_>>(),
+        "new_keys": keys_json(restored),
         "steps": report.steps.iter().map(|(s, d)| json!({
             "step": s.label(), "seconds": d.as_secs_f64(),
             "azure_guide_seconds": s.azure_guide().as_secs(),
@@ -339,20 +232,7 @@ fn print_text(
         "recovered snapshot {} (region {}) into {}: {} files, {} bytes",
         restored.snapshot, restored.source_region, cfg.region, restored.files, restored.bytes
     );
-    if let Some(p) = moved {
-        println!("the previous data is in {}", p.display());
-    }
-    if !restored.new_keys.is_empty() {
-        println!(
-            "keys are region-bound: new keys for {} (shown only now):",
-            cfg.region
-        );
-        for k in &restored.new_keys {
-            println!("  resource {}", k.resource);
-            println!("    key1: {}", k.key1.expose());
-            println!("    key2: {}", k.key2.expose());
-        }
-    }
+    print_restored(cfg, restored, moved.as_ref());
     println!();
     println!("{:<16} {:>14} {:>14}", "STEP", "TANDEM", "AZURE GUIDE");
     for (s, d) in &report.steps {

@@ -14,44 +14,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::backup::*;
 use common::custom_speech::*;
 use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tandem_store::Store;
-
-/// Config lines: no automatic backups (the test runs them), the repository at `repo`.
-fn manual(repo: &Path) -> Vec<String> {
-    vec![
-        "[backup]".into(),
-        format!("target = \"file://{}\"", repo.display()),
-        "interval_secs = 0".into(),
-    ]
-}
-
-/// `tandem <args> --config <region's config>`: (success, stdout, stderr).
-fn cli(region: &RegionProcess, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(region.config_path())
-        .output()
-        .expect("run tandem");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_json(region: &RegionProcess, args: &[&str]) -> Value {
-    let (ok, out, err) = cli(region, args);
-    assert!(ok, "tandem {args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
-}
 
 /// sha256 of every blob under a region's blob directory, by key.
 fn blob_hashes(data: &Path) -> BTreeMap<String, String> {
@@ -88,21 +58,6 @@ async fn export(data: &Path) -> Vec<u8> {
     let bytes = store.meta.export_metadata().await.unwrap().to_bytes();
     store.close().await;
     bytes
-}
-
-/// A stopped region of `name` with an empty store, ready for `tandem restore`.
-async fn empty_region(name: &str, repo: &Path) -> RegionProcess {
-    let mut r = RegionProcess::start(
-        Path::new(BIN),
-        name,
-        RegionOptions {
-            extra_config: manual(repo),
-            ..RegionOptions::default()
-        },
-    )
-    .await;
-    r.kill9();
-    r
 }
 
 /// The chunk files of a `file://` repository.

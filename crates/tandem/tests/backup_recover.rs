@@ -14,50 +14,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::backup::*;
 use common::custom_speech::*;
 use common::*;
 use serde_json::{json, Value};
-
-/// Config lines: no automatic backups (the test runs them), the repository at `repo`.
-fn manual(repo: &Path) -> Vec<String> {
-    vec![
-        "[backup]".into(),
-        format!("target = \"file://{}\"", repo.display()),
-        "interval_secs = 0".into(),
-    ]
-}
-
-/// `tandem <args> --config <region's config>` as JSON; the step table is printed for the log.
-fn cli_json(region: &RegionProcess, args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(region.config_path())
-        .output()
-        .expect("run tandem");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tandem {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
-}
-
-/// A stopped region of `name` with an empty store.
-async fn empty_region(name: &str, repo: &Path) -> RegionProcess {
-    let mut r = RegionProcess::start(
-        Path::new(BIN),
-        name,
-        RegionOptions {
-            extra_config: manual(repo),
-            ..RegionOptions::default()
-        },
-    )
-    .await;
-    r.kill9();
-    r
-}
 
 struct Source {
     model: String,

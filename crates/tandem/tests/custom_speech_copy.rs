@@ -21,25 +21,6 @@ use tandem_testkit::{Fault, FaultProxy};
 /// The biology clips recognized in both regions.
 const CLIPS: usize = 3;
 
-fn peer_config(peer: &str, url: &str, secret: &Path) -> Vec<String> {
-    vec![
-        format!("peer_secret_file = \"{}\"", secret.display()),
-        "[[peers]]".into(),
-        format!("name = \"{peer}\""),
-        format!("endpoint = \"{url}\""),
-    ]
-}
-
-async fn post_to(api: &Api, url: &str, body: Value) -> reqwest::Response {
-    api.http
-        .post(url)
-        .header(KEY, &api.key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Polls a copy operation until it is Succeeded or Failed.
 async fn wait_op(api: &Api, url: &str, limit: Duration) -> Value {
     let started = Instant::now();

@@ -34,25 +34,6 @@ use tandem_testkit::FaultProxy;
 /// Clips on which the v3.1 copy is checked too.
 const V31_CLIPS: usize = 5;
 
-fn peer_config(peer: &str, url: &str, secret: &Path) -> Vec<String> {
-    vec![
-        format!("peer_secret_file = \"{}\"", secret.display()),
-        "[[peers]]".into(),
-        format!("name = \"{peer}\""),
-        format!("endpoint = \"{url}\""),
-    ]
-}
-
-async fn post_to(api: &Api, url: &str, body: Value) -> reqwest::Response {
-    api.http
-        .post(url)
-        .header(KEY, &api.key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 fn last_segment(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_owned()
 }

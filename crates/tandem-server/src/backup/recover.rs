@@ -24,7 +24,6 @@
 use std::time::{Duration, Instant};
 
 use tandem_core::ResourceId;
-use tandem_engines::AdaptedModel;
 use tandem_store::{asset_file_key, Asset, AssetKind, AssetStatus, AssetUpdate, StoreError};
 use uuid::Uuid;
 
@@ -251,11 +250,12 @@ async fn reusable(
         .await
         .map_err(|e| format!("its artifact cannot be read: {e}"))?
         .ok_or("its artifact is missing")?;
-    let parsed = tokio::task::spawn_blocking(move || AdaptedModel::from_bytes(&bytes))
+    // The header and checksum only: the endpoint step loads the model fully anyway.
+    let header = tokio::task::spawn_blocking(move || tandem_engines::adapt::inspect(&bytes))
         .await
         .map_err(|e| format!("artifact check: {e}"))?
         .map_err(|e| format!("its artifact does not load here: {e}"))?;
-    let (name, sha) = (parsed.base_model(), parsed.base_sha256());
+    let (name, sha) = (header.base_model.as_str(), header.base_sha256.as_str());
     let base = bases
         .iter()
         .find(|b| b.name == name)

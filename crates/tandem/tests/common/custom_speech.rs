@@ -2,6 +2,7 @@
 //! v3 error check, and Acoustic zips of biology clips.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -139,4 +140,25 @@ pub fn acoustic_zip(clips: usize) -> Vec<u8> {
 /// A well-formed id that names nothing.
 pub fn uuid_like() -> &'static str {
     "00000000-0000-4000-8000-000000000000"
+}
+
+/// Config lines that federate a region with `peer` at `url`, sharing the secret file `secret`.
+pub fn peer_config(peer: &str, url: &str, secret: &Path) -> Vec<String> {
+    vec![
+        format!("peer_secret_file = \"{}\"", secret.display()),
+        "[[peers]]".into(),
+        format!("name = \"{peer}\""),
+        format!("endpoint = \"{url}\""),
+    ]
+}
+
+/// POSTs `body` as JSON to a full `url` with the API's key.
+pub async fn post_to(api: &Api, url: &str, body: Value) -> reqwest::Response {
+    api.http
+        .post(url)
+        .header(KEY, &api.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 pub use tandem_testkit::{biology, shared_data, RegionOptions, RegionProcess, ResourceKeys};
 
+pub mod backup;
 pub mod custom_speech;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
