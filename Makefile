@@ -8,9 +8,11 @@ export TANDEM_MODEL_DIR ?= $(HOME)/.cache/tandem/models
 up: deps build models
 	./scripts/up.sh
 
-## The whole test suite (unit, conformance, black-box with real processes and real engines).
+## The whole test suite (unit, conformance, black-box with real processes and real engines),
+## with a real S3-compatible server (Garage, installed once if missing) for the S3 tests.
+## TANDEM_S3=off skips the server (the S3 tests then skip).
 test: deps models-dev
-	$(CARGO) test --workspace --all-targets
+	./scripts/s3-server.sh run $(CARGO) test --workspace --all-targets
 
 deps:
 	./scripts/install-deps.sh

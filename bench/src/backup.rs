@@ -237,8 +237,8 @@ struct Times {
     tandem_first: Vec<f64>,
     tandem_again: Vec<f64>,
     tandem_restore: Vec<f64>,
-    /// `tandem backup verify --read-data` of the first snapshot's repository: the work of
-    /// restore's preflight check.
+    /// `tandem backup verify --read-data` of the first snapshot's repository: reading and
+    /// checking every chunk, which a restore does once as it writes.
     tandem_verify: Vec<f64>,
     raw_copy: Vec<f64>,
     /// What the first Tandem backup reported (of the last rep).
@@ -699,14 +699,15 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
     );
     println!(
         "\nEvery step is one process, timed from its start to its exit, after a `sync`. Tandem's \
-         backup fsyncs each chunk file, restic's each pack file; Tandem's restore reads and \
-         checks the whole snapshot first, then writes and fsyncs each blob; restic's restore \
-         does not fsync (hence the row with `sync` after it); `cp -r` is followed by one `sync`."
+         backup fsyncs each chunk file, restic's each pack file; Tandem's restore checks every \
+         chunk as it reads it, writes each blob once its hash matches, fsyncs all blobs and \
+         their directories at the end, then imports the metadata; restic's restore does not \
+         fsync (hence the row with `sync` after it); `cp -r` is followed by one `sync`."
     );
     println!(
         "\nRepository after the first backup: Tandem {:.1} MB, restic {:.1} MB. New chunks of \
-         the unchanged re-backups: {:?}. `tandem backup verify --read-data` (the work of \
-         restore's preflight check) took {}.",
+         the unchanged re-backups: {:?}. `tandem backup verify --read-data` (reading and \
+         checking every chunk, as a restore does once) took {}.",
         times.tandem_repo_bytes as f64 / 1e6,
         times.restic_repo_bytes as f64 / 1e6,
         times.again_new_chunks,

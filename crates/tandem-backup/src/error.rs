@@ -99,9 +99,10 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The object store failed.
+    /// The object store failed (one line: what failed, on which path, and the server's reason;
+    /// object_store's own message repeats its sources at every level).
     #[error("storage: {0}")]
-    Storage(#[from] object_store::Error),
+    Storage(String),
     /// Local I/O failed (key files, fsync).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -154,5 +155,73 @@ impl Error {
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
         Error::Internal(format!("worker task: {e}"))
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::Storage(describe_storage_error(&e))
+    }
+}
+
+/// A one-line description of an object store error: its kind and path, and the innermost
+/// cause (for S3, the server's `<Message>` when the reply carries one).
+fn describe_storage_error(e: &object_store::Error) -> String {
+    use object_store::Error as E;
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    let cause = innermost.to_string();
+    let cause = match (cause.find("<Message>"), cause.find("</Message>")) {
+        (Some(a), Some(b)) if a + 9 <= b => {
+            let code = match (cause.find("<Code>"), cause.find("</Code>")) {
+                (Some(c), Some(d)) if c + 6 <= d => format!("{}: ", &cause[c + 6..d]),
+                _ => String::new(),
+            };
+            format!("{code}{}", &cause[a + 9..b])
+        }
+        _ => cause,
+    };
+    match e {
+        E::NotFound { path, .. } => format!("not found: {path}"),
+        E::PermissionDenied { path, .. } | E::Unauthenticated { path, .. } => format!(
+            "access denied to {path} ({cause}); check the access key id and secret, and the \
+             bucket's permissions"
+        ),
+        E::AlreadyExists { path, .. } => format!("already exists: {path}"),
+        E::Precondition { path, .. } => format!("precondition failed: {path}"),
+        E::Generic { store, .. } => format!("{store}: {cause}"),
+        _ => cause,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_are_one_line_with_the_servers_reason() {
+        let server = std::io::Error::other(
+            "Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?><Error>\
+             <Code>AccessDenied</Code><Message>Forbidden: Invalid signature</Message></Error>",
+        );
+        let e: Error = object_store::Error::PermissionDenied {
+            path: "repo/tandem-backup.json".into(),
+            source: Box::new(server),
+        }
+        .into();
+        let text = e.to_string();
+        assert!(
+            text.contains("access denied to repo/tandem-backup.json (AccessDenied: Forbidden: Invalid signature)"),
+            "{text}"
+        );
+        assert_eq!(text.matches("Invalid signature").count(), 1, "{text}");
+        let e: Error = object_store::Error::NotFound {
+            path: "snapshots/x".into(),
+            source: Box::new(std::io::Error::other("gone")),
+        }
+        .into();
+        assert_eq!(e.to_string(), "storage: not found: snapshots/x");
     }
 }

@@ -169,17 +169,22 @@ impl Repository {
         let exists = || Error::AlreadyExists {
             url: label.to_owned(),
         };
+        // Look first: some S3-compatible servers accept `If-None-Match: *` and overwrite anyway
+        // (Garage 2.5 does), and a second init over a repository would orphan every snapshot.
+        if repo.get_raw(CONFIG_KEY).await?.is_some() {
+            return Err(exists());
+        }
         match repo.store.put_opts(&path, body.clone().into(), put).await {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => return Err(exists()),
             Err(object_store::Error::NotImplemented) => {
-                // S3 without conditional puts: check, then write.
-                if repo.get_raw(CONFIG_KEY).await?.is_some() {
-                    return Err(exists());
-                }
-                repo.store.put(&path, body.into()).await?;
+                repo.store.put(&path, body.clone().into()).await?;
             }
             Err(e) => return Err(e.into()),
+        }
+        // Two inits racing on such a server: the last write wins, and the loser learns it here.
+        if repo.get_raw(CONFIG_KEY).await?.as_deref() != Some(&body[..]) {
+            return Err(exists());
         }
         repo.sync_local(CONFIG_KEY).await?;
         Ok(repo)

@@ -140,13 +140,35 @@ impl Repository {
                     .await?;
             }
         }
-        let sizes: Vec<u64> = futures::stream::iter(iter)
-            .map(|(e, hash, chunks)| self.restore_entry(id, sink, e, hash, chunks, progress))
+        // After the first failure no new entry starts, but the ones in flight run to their
+        // commit or abort: when this returns, the sink is quiescent, so a caller can roll back
+        // what was committed without racing a late write.
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let results: Vec<Result<u64>> = futures::stream::iter(iter)
+            .map(|(e, hash, chunks)| {
+                let failed = &failed;
+                async move {
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    let r = self
+                        .restore_entry(id, sink, e, hash, chunks, progress)
+                        .await;
+                    if r.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    r.map(Some)
+                }
+            })
             .buffer_unordered(4)
-            .try_collect()
-            .await?;
-        report.files = sizes.len() as u64;
-        report.bytes += sizes.iter().sum::<u64>();
+            .filter_map(|r| async move { r.transpose() })
+            .collect()
+            .await;
+        for r in results {
+            let n = r?;
+            report.files += 1;
+            report.bytes += n;
+        }
         progress.finish(Phase::Restore);
         Ok(report)
     }

@@ -31,10 +31,35 @@ pub enum AssetKind {
     /// `/operations/models/copy`: a copy of one of the resource's assets to another resource
     /// (usually in another region), kept by the source so that a restart resumes it.
     CopyOperation,
+    /// `/customvoice/projects`
+    VoiceProject,
+    /// `/customvoice/consents`: a voice talent's recorded statement, and how it was checked.
+    VoiceConsent,
+    /// `/customvoice/trainingsets`: the voice's training audio and script.
+    VoiceTrainingSet,
+    /// `/customvoice/models`: a neural voice (a Piper ONNX model and its config).
+    VoiceModel,
+    /// `/customvoice/endpoints`: a deployed voice model (`deploymentId`).
+    VoiceEndpoint,
 }
 
 impl AssetKind {
-    /// The stored name: `dataset`, `model`, `evaluation`, `endpoint` or `copy-operation`.
+    /// Every kind, in a fixed order.
+    pub const ALL: [AssetKind; 10] = [
+        AssetKind::Dataset,
+        AssetKind::Model,
+        AssetKind::Evaluation,
+        AssetKind::Endpoint,
+        AssetKind::CopyOperation,
+        AssetKind::VoiceProject,
+        AssetKind::VoiceConsent,
+        AssetKind::VoiceTrainingSet,
+        AssetKind::VoiceModel,
+        AssetKind::VoiceEndpoint,
+    ];
+
+    /// The stored name: `dataset`, `model`, `evaluation`, `endpoint`, `copy-operation`, or
+    /// `voice-project`, `voice-consent`, `voice-trainingset`, `voice-model`, `voice-endpoint`.
     pub fn as_str(self) -> &'static str {
         match self {
             AssetKind::Dataset => "dataset",
@@ -42,6 +67,11 @@ impl AssetKind {
             AssetKind::Evaluation => "evaluation",
             AssetKind::Endpoint => "endpoint",
             AssetKind::CopyOperation => "copy-operation",
+            AssetKind::VoiceProject => "voice-project",
+            AssetKind::VoiceConsent => "voice-consent",
+            AssetKind::VoiceTrainingSet => "voice-trainingset",
+            AssetKind::VoiceModel => "voice-model",
+            AssetKind::VoiceEndpoint => "voice-endpoint",
         }
     }
 }
@@ -61,6 +91,11 @@ impl FromStr for AssetKind {
             "evaluation" => Ok(AssetKind::Evaluation),
             "endpoint" => Ok(AssetKind::Endpoint),
             "copy-operation" => Ok(AssetKind::CopyOperation),
+            "voice-project" => Ok(AssetKind::VoiceProject),
+            "voice-consent" => Ok(AssetKind::VoiceConsent),
+            "voice-trainingset" => Ok(AssetKind::VoiceTrainingSet),
+            "voice-model" => Ok(AssetKind::VoiceModel),
+            "voice-endpoint" => Ok(AssetKind::VoiceEndpoint),
             other => Err(format!("unknown asset kind {other:?}")),
         }
     }

@@ -50,5 +50,5 @@ pub use speaker::{
     enrollment_audio_key, mean_signature, Enrollment, EnrollmentStatus, NewEnrollment, NewProfile,
     ProfileKind, SpeakerProfile, TEXT_DEPENDENT_ENROLLMENTS,
 };
-pub use sqlite::{SqliteMetaStore, METADATA_FORMAT_VERSION};
+pub use sqlite::{SqliteMetaStore, METADATA_FORMAT_VERSION, METADATA_IMPORTS_SINCE};
 pub use store::Store;

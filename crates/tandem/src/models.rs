@@ -5,12 +5,20 @@ use std::path::Path;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use tandem_engines::models::{
-    pinned, ModelCache, PullEvent, PINNED_MODELS, SPEAKER_GE2E, WHISPER_TINY_EN,
+    pinned, ModelCache, PullEvent, ONNXRUNTIME, PINNED_MODELS, PIPER_JOE, PIPER_JOE_CONFIG,
+    SPEAKER_GE2E, WHISPER_TINY_EN,
 };
 
-/// What a region needs to start: the default Whisper recognizer and the speaker encoder.
+/// What a region needs to start: the default Whisper recognizer and the speaker encoder; and
+/// ONNX Runtime with the Piper voice that plays a customer's custom voice in tests and demos.
 /// Other models (e.g. `whisper-base`) are pulled by name, or by a region on first use.
-const DEFAULT_MODELS: &[&str] = &[WHISPER_TINY_EN, SPEAKER_GE2E];
+const DEFAULT_MODELS: &[&str] = &[
+    WHISPER_TINY_EN,
+    SPEAKER_GE2E,
+    ONNXRUNTIME,
+    PIPER_JOE,
+    PIPER_JOE_CONFIG,
+];
 
 /// Pulls `names` into `dir`, or [`DEFAULT_MODELS`] when `names` is empty. An unknown name is an
 /// error that lists the known ones, before anything is downloaded.

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,45 +19,7 @@ use common::backup::*;
 use common::custom_speech::*;
 use common::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tandem_store::Store;
-
-/// sha256 of every blob under a region's blob directory, by key.
-fn blob_hashes(data: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let key = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if !key.starts_with("_tandem") && !key.contains('#') {
-                    out.insert(key, hex(&Sha256::digest(std::fs::read(&p).unwrap())));
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(&data.join("blobs"), &data.join("blobs"), &mut out);
-    out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The region's metadata export, read straight from its database.
-async fn export(data: &Path) -> Vec<u8> {
-    let store = Store::open(
-        &format!("sqlite://{}", data.join("tandem.db").display()),
-        &format!("file://{}", data.join("blobs").display()),
-    )
-    .await
-    .unwrap();
-    let bytes = store.meta.export_metadata().await.unwrap().to_bytes();
-    store.close().await;
-    bytes
-}
 
 /// The chunk files of a `file://` repository.
 fn chunk_files(repo: &Path) -> Vec<PathBuf> {

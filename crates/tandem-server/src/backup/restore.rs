@@ -57,9 +57,9 @@ pub enum RestoreError {
 /// Collects the export in memory and puts blobs into the store, each only once its content was
 /// checked by the repository.
 ///
-/// Each blob's file is fsynced as it is written; the directories once, at the end
-/// ([`tandem_store::BlobStore::sync_dirs`]), before the metadata that refers to them is
-/// imported: one fsync per directory instead of one per blob and directory level.
+/// Blobs are written without fsync and made durable together at the end
+/// ([`tandem_store::BlobStore::sync_bulk`]: every file, several at once, then each directory
+/// once), before the metadata that refers to them is imported.
 struct StoreSink {
     store: Store,
     metadata: Arc<Mutex<Option<Bytes>>>,
@@ -106,7 +106,7 @@ impl RestoreWriter for Writer {
             EntryKind::File => {
                 self.store
                     .blobs
-                    .put_file_synced(&self.path, bytes)
+                    .put_unsynced(&self.path, bytes)
                     .await
                     .map_err(|e| std::io::Error::other(format!("{}: {e}", self.path)))?;
                 self.written
@@ -134,10 +134,11 @@ fn non_empty(export: &MetadataExport) -> Option<String> {
 
 /// Restores snapshot `id` of `repo` into `store`, the store of region `region`.
 ///
-/// Refuses when the store holds any metadata row or blob. Every chunk of the snapshot is read
-/// back and checked before anything is written (a damaged snapshot is refused, naming the
-/// chunk); blobs are written first and the metadata last, in one transaction, so the region
-/// shows the restored assets only once all their files are in place. Asset ids are kept. When
+/// Refuses when the store holds any metadata row or blob. Every chunk is checked as it is
+/// read, and a blob is written only once its whole content checked out; a damaged snapshot is
+/// refused, naming the chunk, and the blobs written before the damage was found are removed,
+/// leaving the store empty. Blobs are written first and the metadata last, in one transaction,
+/// so the region shows the restored assets only once all their files are in place. Asset ids are kept. When
 /// the snapshot comes from another region, its resources move to `region` with new keys
 /// (returned, never stored in clear), and the source's paired-region data is left out.
 pub async fn restore_region(
@@ -163,11 +164,25 @@ pub async fn restore_region(
         metadata: metadata.clone(),
         written: written.clone(),
     };
-    let report = repo
-        .restore(id, &sink, &RestoreOptions::default(), progress)
-        .await?;
+    // Every chunk is checked as it is restored and a blob is written only once its whole
+    // content checked out, so the snapshot is read once, not twice (a read-back preflight
+    // would double the reading). On damage, what was written is removed again: the store was
+    // empty, nothing refers to the blobs yet, and `restore` returns only once no write is in
+    // flight.
+    let opts = RestoreOptions {
+        preflight_read_data: false,
+        ..RestoreOptions::default()
+    };
+    let report = match repo.restore(id, &sink, &opts, progress).await {
+        Ok(report) => report,
+        Err(e) => {
+            let removed = store.blobs.delete_prefix("").await;
+            tracing::warn!(snapshot = id, error = %e, removed = ?removed, "restore failed; written blobs removed");
+            return Err(e.into());
+        }
+    };
     let written = std::mem::take(&mut *written.lock().expect("not poisoned"));
-    store.blobs.sync_dirs(&written).await?;
+    store.blobs.sync_bulk(&written).await?;
     let bytes = metadata
         .lock()
         .expect("not poisoned")

@@ -243,18 +243,13 @@ pub async fn assets_tenant_isolation(store: &Store) {
     store.blobs.delete(&file).await.unwrap();
 }
 
-/// Every kind is stored and read back as itself, including copy operations (format 6); a copy
+/// Every kind is stored and read back as itself, including copy operations (format 6) and the
+/// custom voice kinds (format 7); a copy
 /// operation's document and status updates round-trip, and it is listed apart from models.
 pub async fn assets_every_kind(store: &Store) {
     let m = &store.meta;
     let r = resource(store, "askind").await;
-    for kind in [
-        AssetKind::Dataset,
-        AssetKind::Model,
-        AssetKind::Evaluation,
-        AssetKind::Endpoint,
-        AssetKind::CopyOperation,
-    ] {
+    for kind in AssetKind::ALL {
         assert_eq!(kind.as_str().parse::<AssetKind>(), Ok(kind));
         let a = m
             .create_asset(new_asset(&r, kind, kind.as_str()))

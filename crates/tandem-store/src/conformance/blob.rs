@@ -111,20 +111,20 @@ pub async fn blob_overwrite(store: &Store) {
     );
 }
 
-/// Bulk writes: `put_file_synced` then one `sync_dirs`: the blobs read back and list like
-/// `put`'s; `sync_dirs` refuses an invalid key and accepts an empty list.
+/// Bulk writes: `put_unsynced` then one `sync_bulk`: the blobs read back and list like
+/// `put`'s; `sync_bulk` refuses an invalid key and accepts an empty list.
 pub async fn blob_bulk_put(store: &Store) {
     let b = &store.blobs;
     let prefix = fresh_prefix("bulk");
     let keys: Vec<String> = (0..5).map(|i| format!("{prefix}d{}/f{i}", i % 2)).collect();
     for (i, k) in keys.iter().enumerate() {
-        b.put_file_synced(k, Bytes::from(vec![i as u8; 10 + i]))
+        b.put_unsynced(k, Bytes::from(vec![i as u8; 10 + i]))
             .await
-            .expect("put_file_synced");
+            .expect("put_unsynced");
     }
-    b.sync_dirs(&keys).await.expect("sync_dirs");
-    b.sync_dirs(&[]).await.expect("sync_dirs of nothing");
-    assert!(b.sync_dirs(&["../escape".into()]).await.is_err());
+    b.sync_bulk(&keys).await.expect("sync_bulk");
+    b.sync_bulk(&[]).await.expect("sync_bulk of nothing");
+    assert!(b.sync_bulk(&["../escape".into()]).await.is_err());
     assert_eq!(b.list(&prefix).await.expect("list").len(), keys.len());
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(

@@ -154,13 +154,7 @@ async fn populate(store: &Store, tag: &str) -> Fixture {
     .expect("enroll foreign");
 
     let mut assets = Vec::new();
-    let kinds = [
-        AssetKind::Dataset,
-        AssetKind::Model,
-        AssetKind::Evaluation,
-        AssetKind::Endpoint,
-        AssetKind::CopyOperation,
-    ];
+    let kinds = AssetKind::ALL;
     for (i, kind) in kinds.into_iter().enumerate() {
         let new = NewAsset {
             id: Uuid::new_v4(),
@@ -438,7 +432,7 @@ pub async fn export_import_refusals(store: &Store) {
     let err = m.import_metadata(&newer).await.expect_err("newer schema");
     assert!(matches!(err, StoreError::FormatTooNew { .. }), "{err:?}");
     let mut older = export.clone();
-    older.schema_version -= 1;
+    older.schema_version = crate::METADATA_IMPORTS_SINCE - 1;
     let err = m.import_metadata(&older).await.expect_err("older schema");
     assert!(matches!(err, StoreError::ImportRefused { .. }), "{err:?}");
     let mut short = export.clone();
@@ -578,4 +572,22 @@ fn check_consistent(e: &MetadataExport, region: &RegionName) -> usize {
         "torn: one entry per enrollment"
     );
     resources.len()
+}
+
+/// An export of the oldest format this build still imports ([`crate::METADATA_IMPORTS_SINCE`],
+/// an older backup) imports into an empty store of today's format, row for row, and the store
+/// stays at today's format.
+pub async fn export_imports_older_format(source: &Store, target: &Store) {
+    populate(source, "exold").await;
+    let mut export = source.meta.export_metadata().await.expect("export");
+    let today = export.schema_version;
+    export.schema_version = crate::METADATA_IMPORTS_SINCE;
+    target
+        .meta
+        .import_metadata(&export)
+        .await
+        .expect("an export of the oldest supported format imports");
+    let back = target.meta.export_metadata().await.expect("export");
+    assert_eq!(back.schema_version, today);
+    assert_eq!(back.row_counts(), export.row_counts());
 }

@@ -7,7 +7,8 @@
 //!
 //! The `replication_*` checks take the two stores of a region pair and need a fresh pair each
 //! (they compare whole-store digests); `tests/replication_sqlite.rs` runs them. Likewise
-//! `export_round_trip` and `export_restore_elsewhere` need a second, empty store to import into.
+//! `export_round_trip`, `export_restore_elsewhere` and `export_imports_older_format` need a second,
+//! empty store to import into.
 
 mod assets;
 mod blob;
@@ -24,7 +25,7 @@ pub use blob::{
 };
 pub use export::{
     export_consistent_under_writes, export_deterministic_and_strict, export_import_refusals,
-    export_restore_elsewhere, export_round_trip,
+    export_imports_older_format, export_restore_elsewhere, export_round_trip,
 };
 pub use meta::{
     create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,

@@ -202,7 +202,7 @@ impl SqliteMetaStore {
                 supported: ours,
             });
         }
-        if theirs < ours {
+        if theirs < super::METADATA_IMPORTS_SINCE.min(ours) {
             return Err(refused(format!(
                 "the export has metadata format {theirs}, this store {ours}: restore it with a \
                  build that writes format {theirs}, then upgrade"

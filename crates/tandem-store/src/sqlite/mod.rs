@@ -27,7 +27,12 @@ mod speaker;
 use crate::{HlcClock, MetaStore, Resource, Result, StoreError};
 
 /// The metadata format version this build writes and the newest it reads.
-pub const METADATA_FORMAT_VERSION: u32 = 6;
+pub const METADATA_FORMAT_VERSION: u32 = 7;
+
+/// The oldest metadata format whose exports this build imports: the migrations after it only
+/// relaxed constraints (format 7: more asset kinds), so such an export's tables and columns are
+/// this store's.
+pub const METADATA_IMPORTS_SINCE: u32 = 6;
 
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";
 

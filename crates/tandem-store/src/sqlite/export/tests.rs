@@ -32,7 +32,11 @@ macro_rules! single_tests {
     )*};
 }
 
-pair_tests!(export_round_trip, export_restore_elsewhere);
+pair_tests!(
+    export_round_trip,
+    export_restore_elsewhere,
+    export_imports_older_format,
+);
 single_tests!(
     export_deterministic_and_strict,
     export_import_refusals,
