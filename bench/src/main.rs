@@ -14,6 +14,7 @@ mod http_path;
 mod replication;
 mod speaker;
 mod stats;
+mod storage;
 mod stt;
 mod tts;
 
@@ -112,7 +113,17 @@ enum What {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
-    /// Everything above.
+    /// Blob storage: a model artifact put and read back through `BlobStore` on S3 against the
+    /// local disk (run under `scripts/s3-server.sh run`, which starts Garage).
+    Storage {
+        /// Size of the artifact, in MB.
+        #[arg(long, default_value_t = 100)]
+        mb: usize,
+        /// Uploads and downloads per backend.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
+    /// Everything above but `backup` and `storage`.
     All,
 }
 
@@ -143,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         }
         What::Copy { reps, large_mb } => copy::run(&cli.bin, &cli.out, reps, large_mb).await?,
         What::Backup { reps } => backup::run(&cli.bin, &cli.out, reps).await?,
+        What::Storage { mb, reps } => storage::run(&cli.out, mb, reps).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;

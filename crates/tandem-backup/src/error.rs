@@ -160,39 +160,7 @@ impl From<tokio::task::JoinError> for Error {
 
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
-        Error::Storage(describe_storage_error(&e))
-    }
-}
-
-/// A one-line description of an object store error: its kind and path, and the innermost
-/// cause (for S3, the server's `<Message>` when the reply carries one).
-fn describe_storage_error(e: &object_store::Error) -> String {
-    use object_store::Error as E;
-    let mut innermost: &dyn std::error::Error = e;
-    while let Some(next) = innermost.source() {
-        innermost = next;
-    }
-    let cause = innermost.to_string();
-    let cause = match (cause.find("<Message>"), cause.find("</Message>")) {
-        (Some(a), Some(b)) if a + 9 <= b => {
-            let code = match (cause.find("<Code>"), cause.find("</Code>")) {
-                (Some(c), Some(d)) if c + 6 <= d => format!("{}: ", &cause[c + 6..d]),
-                _ => String::new(),
-            };
-            format!("{code}{}", &cause[a + 9..b])
-        }
-        _ => cause,
-    };
-    match e {
-        E::NotFound { path, .. } => format!("not found: {path}"),
-        E::PermissionDenied { path, .. } | E::Unauthenticated { path, .. } => format!(
-            "access denied to {path} ({cause}); check the access key id and secret, and the \
-             bucket's permissions"
-        ),
-        E::AlreadyExists { path, .. } => format!("already exists: {path}"),
-        E::Precondition { path, .. } => format!("precondition failed: {path}"),
-        E::Generic { store, .. } => format!("{store}: {cause}"),
-        _ => cause,
+        Error::Storage(tandem_objects::describe_error(&e))
     }
 }
 

@@ -278,9 +278,22 @@ pub struct StorageConfig {
     /// Metadata database URL. Default: `sqlite://<data_dir>/tandem.db`.
     #[serde(default)]
     pub metadata_url: Option<String>,
-    /// Blob store URL. Default: `file://<data_dir>/blobs`.
+    /// Blob store URL. Default: `file://<data_dir>/blobs`. `s3://bucket/prefix` keeps blobs
+    /// in an S3-compatible bucket, with the `s3_*` settings below (or the `AWS_*` environment).
     #[serde(default)]
     pub blob_url: Option<String>,
+    /// S3: the endpoint URL of an S3-compatible server; none for AWS. Also `AWS_ENDPOINT_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// S3: the signing region (`us-east-1`; Garage uses `garage`). Also `AWS_REGION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// S3: the access key id. Also `AWS_ACCESS_KEY_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    /// S3: a file whose first line is the secret access key. Also `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
 }
 
 fn default_format_version() -> u32 {

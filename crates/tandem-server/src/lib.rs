@@ -23,6 +23,7 @@ mod routes;
 mod state;
 
 pub use admin::{create_resource, regenerate_key, CreatedResource};
+pub use backup::open_region_store;
 pub use base_engines::{BaseEngines, BaseError, BaseInfo, Loader, ON_DEMAND};
 pub use error::{ApiError, V3Error};
 pub use metrics::Metrics;

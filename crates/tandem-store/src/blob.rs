@@ -1,5 +1,7 @@
-//! Blobs (audio, batch results) in an `object_store` backend. Only the local filesystem is wired
-//! up today; S3 and friends are a new arm in [`BlobStore::from_url`], not a new API.
+//! Blobs (audio, datasets, model artifacts) in an `object_store` backend: the local filesystem
+//! (`file:///abs/path`, fsynced by this layer) or an S3-compatible bucket (`s3://bucket/prefix`,
+//! durable when the server acknowledges; large objects go up as multipart uploads). URLs are
+//! opened by [`tandem_objects::open_url`], as the backup repository's are.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
+use tandem_objects::S3Options;
 
 use crate::{Result, StoreError};
 
@@ -20,7 +23,7 @@ pub const BLOB_FORMAT_VERSION: u32 = 1;
 pub const FORMAT_MARKER_KEY: &str = "_tandem/format.json";
 
 const RESERVED_PREFIX: &str = "_tandem";
-const SUPPORTED: &str = "file:///ABSOLUTE/PATH";
+const SUPPORTED: &str = "file:///ABSOLUTE/PATH, s3://BUCKET/PREFIX";
 const MAX_KEY_LEN: usize = 1024;
 
 /// A listed blob: its key and its size in bytes.
@@ -47,8 +50,9 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens the store at `url`. Today only `file:///abs/path` (the directory is created). The
+    /// Opens a local store at `url` (`file:///abs/path`; the directory is created). The
     /// layout marker is written on first use; a newer one is refused with `FormatTooNew`.
+    /// [`BlobStore::open`] takes S3 URLs as well.
     pub fn from_url(url: &str) -> Result<Self> {
         let unsupported = || StoreError::UnsupportedUrl {
             url: url.to_owned(),
@@ -69,10 +73,61 @@ impl BlobStore {
         })
     }
 
+    /// Opens the store at `url`: `file:///abs/path` as [`BlobStore::from_url`] does, or
+    /// `s3://bucket/prefix` with `s3`'s endpoint and credentials. The layout marker is read
+    /// (written on first use) either way, so a bucket written by a newer build is refused, and a
+    /// bucket that cannot be reached or signed into fails here, not on the first request.
+    pub async fn open(url: &str, s3: &S3Options) -> Result<Self> {
+        if url.starts_with("file://") {
+            return Self::from_url(url);
+        }
+        if !url.starts_with("s3://") {
+            return Err(StoreError::UnsupportedUrl {
+                url: url.to_owned(),
+                supported: SUPPORTED,
+            });
+        }
+        let opened =
+            tandem_objects::open_url(url, s3).map_err(|e| StoreError::blob(e.to_string()))?;
+        let store = Self {
+            inner: opened.store,
+            local_root: None,
+        };
+        store.ensure_remote_format().await?;
+        Ok(store)
+    }
+
+    async fn ensure_remote_format(&self) -> Result<()> {
+        let marker = Path::from(FORMAT_MARKER_KEY);
+        match self.inner.get(&marker).await {
+            Ok(r) => {
+                let text = r.bytes().await?;
+                let m: FormatMarker = serde_json::from_slice(&text)
+                    .map_err(|e| StoreError::blob(format!("{FORMAT_MARKER_KEY}: {e}")))?;
+                if m.format_version > BLOB_FORMAT_VERSION {
+                    return Err(StoreError::FormatTooNew {
+                        found: m.format_version,
+                        supported: BLOB_FORMAT_VERSION,
+                    });
+                }
+                Ok(())
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                let body = serde_json::to_vec(&FormatMarker {
+                    format_version: BLOB_FORMAT_VERSION,
+                })
+                .expect("marker serializes");
+                self.inner.put(&marker, Bytes::from(body).into()).await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Stores `data` under `key`, replacing any previous value. Durable when it returns.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = parse_key(key)?;
-        self.inner.put(&path, data.into()).await?;
+        tandem_objects::put_large(&*self.inner, &path, data).await?;
         if let Some(root) = &self.local_root {
             let file = root.join(key);
             let root = root.clone();
@@ -88,7 +143,7 @@ impl BlobStore {
     /// them. Until then a crash may lose the blob.
     pub async fn put_unsynced(&self, key: &str, data: Bytes) -> Result<()> {
         let path = parse_key(key)?;
-        self.inner.put(&path, data.into()).await?;
+        tandem_objects::put_large(&*self.inner, &path, data).await?;
         Ok(())
     }
 
@@ -98,6 +153,9 @@ impl BlobStore {
     /// write on this project's machines), then every directory that holds one, and their
     /// parents up to the root, each once, deepest first. Nothing to do on non-local backends.
     pub async fn sync_bulk(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            parse_key(key)?;
+        }
         let Some(root) = self.local_root.clone() else {
             return Ok(());
         };

@@ -85,6 +85,6 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 impl From<object_store::Error> for StoreError {
     fn from(e: object_store::Error) -> Self {
-        StoreError::blob(e)
+        StoreError::Blob(tandem_objects::describe_error(&e))
     }
 }

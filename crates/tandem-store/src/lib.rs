@@ -5,7 +5,8 @@
 //! replication reads and writes: see [`replication`]) goes through the [`MetaStore`] trait; today's
 //! backend is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
 //! config change, not a rewrite. Blobs go through [`BlobStore`], a thin layer over the
-//! `object_store` crate on the local filesystem, so that S3 is likewise a config change.
+//! `object_store` crate: the local filesystem or an S3-compatible bucket (`s3://`, settings in
+//! [`S3Options`]), picked by URL.
 //!
 //! Durability is the contract: a write that returned `Ok` survives `kill -9` (SQLite in WAL mode
 //! with `synchronous=FULL`; blobs fsynced with their directories). Every persisted format carries
@@ -52,3 +53,4 @@ pub use speaker::{
 };
 pub use sqlite::{SqliteMetaStore, METADATA_FORMAT_VERSION, METADATA_IMPORTS_SINCE};
 pub use store::Store;
+pub use tandem_objects::S3Options;

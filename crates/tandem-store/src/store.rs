@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tandem_objects::S3Options;
+
 use crate::{BlobStore, MetaStore, Result, SqliteMetaStore, StoreError};
 
 /// What a region process holds: resource metadata and blobs.
@@ -23,8 +25,14 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens both halves, picking each backend by URL scheme, and runs metadata migrations.
-    /// Metadata: `sqlite://PATH`. Blobs: `file:///ABSOLUTE/PATH`.
+    /// Metadata: `sqlite://PATH`. Blobs: `file:///ABSOLUTE/PATH`, or `s3://BUCKET/PREFIX` with
+    /// the S3 settings of the environment ([`S3Options::from_env`]).
     pub async fn open(metadata_url: &str, blob_url: &str) -> Result<Store> {
+        Self::open_with(metadata_url, blob_url, &S3Options::from_env()).await
+    }
+
+    /// [`Store::open`] with explicit S3 settings for an `s3://` blob URL.
+    pub async fn open_with(metadata_url: &str, blob_url: &str, s3: &S3Options) -> Result<Store> {
         let meta: Arc<dyn MetaStore> = if metadata_url.starts_with("sqlite:") {
             Arc::new(SqliteMetaStore::open(metadata_url).await?)
         } else {
@@ -33,7 +41,7 @@ impl Store {
                 supported: "sqlite://PATH",
             });
         };
-        let blobs = BlobStore::from_url(blob_url)?;
+        let blobs = BlobStore::open(blob_url, s3).await?;
         Ok(Store { meta, blobs })
     }
 

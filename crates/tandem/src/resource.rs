@@ -11,7 +11,7 @@ use crate::cli::ResourceCommand;
 async fn open(cfg: &RegionConfig) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    Store::open(&cfg.metadata_url(), &cfg.blob_url())
+    tandem_server::open_region_store(cfg)
         .await
         .context("opening the region's store")
 }

@@ -15,7 +15,6 @@ use tandem_server::{
     AppState, BaseEngines, EnginePool, Engines, Follower, HttpPairLink, Metrics, Replication,
     StateParts, REQUIRED_SPEECH_SECS,
 };
-use tandem_store::Store;
 
 /// Reads the region's STS secret, creating it (256 random bits, mode 0600) on first start.
 pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -131,7 +130,7 @@ pub async fn build_state(cfg: &RegionConfig) -> anyhow::Result<(AppState, usize)
     let signer = TokenSigner::new(cfg.region.clone(), secret, cfg.token_ttl_secs);
     let admin_token = cfg.admin_token()?;
     let replication = Arc::new(Replication::new(cfg, cfg.peer_secret()?));
-    let store = Store::open(&cfg.metadata_url(), &cfg.blob_url())
+    let store = tandem_server::open_region_store(cfg)
         .await
         .context("opening the region's store")?;
 

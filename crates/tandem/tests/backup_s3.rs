@@ -213,3 +213,130 @@ fn rand_u64() -> u64 {
     );
     h.finish()
 }
+
+/// A region whose blobs live in the bucket (`[storage] blob_url = "s3://…"`, as a multi-node
+/// region keeps them): uploads, training and speaker enrollments write there and nothing to
+/// the local blob directory; a restart serves them back; and a backup of it restores into a
+/// region on plain local disk, byte for byte (a restore crosses storage backends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_keeps_its_blobs_in_s3_and_restores_onto_local_disk() {
+    let Some(s3) = s3_env() else {
+        println!("skipped: no S3 server (run through scripts/s3-server.sh run, as make test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let blobs_url = format!("{}/region-blobs-{}", s3.url, uuid_like_suffix());
+    let repo = dir.path().join("repo");
+    let secret_file = dir.path().join("s3-secret");
+    std::fs::write(&secret_file, format!("{}\n", s3.secret)).unwrap();
+    let mut config = manual(&repo);
+    config.extend([
+        "[storage]".to_owned(),
+        format!("blob_url = \"{blobs_url}\""),
+        format!("s3_endpoint = \"{}\"", s3.endpoint),
+        format!("s3_region = \"{}\"", s3.region),
+        format!("s3_access_key_id = \"{}\"", s3.key_id),
+        format!("s3_secret_access_key_file = \"{}\"", secret_file.display()),
+    ]);
+    let mut west = start("westus", config).await;
+    let keys = west.create_resource("s3blobs");
+    let api = Api::new(&west, &keys.key1);
+    let audio = api.upload("Acoustic", "clips", acoustic_zip(5)).await;
+    let audio_id = audio["self"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let local = west.data_dir().join("blobs");
+    let local_files = walk_files(&local);
+    assert!(
+        local_files.is_empty(),
+        "blobs went to the bucket, not to {}: {local_files:?}",
+        local.display()
+    );
+    let raw = tandem_objects::open_url(
+        &blobs_url,
+        &tandem_objects::S3Options {
+            endpoint: Some(s3.endpoint.clone()),
+            region: Some(s3.region.clone()),
+            access_key_id: Some(s3.key_id.clone()),
+            secret_access_key: Some(s3.secret.clone()),
+            allow_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let listed: Vec<_> = {
+        use futures::TryStreamExt;
+        raw.store.list(None).try_collect().await.unwrap()
+    };
+    assert!(
+        listed
+            .iter()
+            .any(|o| o.location.as_ref().contains(&audio_id)),
+        "the dataset's files are in the bucket: {:?}",
+        listed
+            .iter()
+            .map(|o| o.location.to_string())
+            .collect::<Vec<_>>()
+    );
+
+    west.restart().await;
+    let api = Api::new(&west, &keys.key1);
+    let files: Value = api
+        .get(&format!("{}/datasets/{audio_id}/files", api.base))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !files["values"].as_array().unwrap().is_empty(),
+        "served after a restart: {files}"
+    );
+
+    // Back up the S3-backed region, restore it into a region on local disk.
+    let snap = tandem_json(&west, &["backup", "run", "--json"]);
+    let mut east = start("westus", manual(&repo)).await;
+    east.kill9();
+    let out = tandem_json(
+        &east,
+        &[
+            "restore",
+            "--snapshot",
+            snap["snapshot"].as_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(out["files"], snap["files"], "{out}");
+    let restored = walk_files(&east.data_dir().join("blobs"));
+    assert_eq!(restored.len() as u64, snap["files"].as_u64().unwrap());
+    east.restart().await;
+    let api = Api::new(&east, &keys.key1);
+    let r = api.get(&format!("{}/datasets/{audio_id}", api.base)).await;
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// Files under `root` (the layout marker left out).
+fn walk_files(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let key = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                if !key.starts_with("_tandem") {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}

@@ -32,21 +32,36 @@ pub use worker::spawn_worker;
 /// environment variables.
 pub fn s3_options(cfg: &RegionConfig) -> Result<S3Options, tandem_backup::Error> {
     let b = &cfg.backup;
+    s3_settings(
+        b.s3_endpoint.as_deref(),
+        b.s3_region.as_deref(),
+        b.s3_access_key_id.as_deref(),
+        b.s3_secret_access_key_file.as_deref(),
+    )
+    .map_err(|(path, reason)| tandem_backup::Error::BadKeyFile { path, reason })
+}
+
+/// S3 settings: the environment's ([`S3Options::from_env`]), overridden by the given config
+/// values; the secret is the first line of `secret_file`. Errors name the file.
+pub(crate) fn s3_settings(
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    access_key_id: Option<&str>,
+    secret_file: Option<&std::path::Path>,
+) -> Result<S3Options, (String, String)> {
     let mut s3 = S3Options::from_env();
-    if let Some(e) = &b.s3_endpoint {
-        s3.endpoint = Some(e.clone());
+    if let Some(e) = endpoint {
+        s3.endpoint = Some(e.to_owned());
     }
-    if let Some(r) = &b.s3_region {
-        s3.region = Some(r.clone());
+    if let Some(r) = region {
+        s3.region = Some(r.to_owned());
     }
-    if let Some(k) = &b.s3_access_key_id {
-        s3.access_key_id = Some(k.clone());
+    if let Some(k) = access_key_id {
+        s3.access_key_id = Some(k.to_owned());
     }
-    if let Some(f) = &b.s3_secret_access_key_file {
-        let text = std::fs::read_to_string(f).map_err(|e| tandem_backup::Error::BadKeyFile {
-            path: f.display().to_string(),
-            reason: e.to_string(),
-        })?;
+    if let Some(f) = secret_file {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| (f.display().to_string(), e.to_string()))?;
         s3.secret_access_key = Some(text.lines().next().unwrap_or("").trim().to_owned());
     }
     if s3
@@ -57,6 +72,24 @@ pub fn s3_options(cfg: &RegionConfig) -> Result<S3Options, tandem_backup::Error>
         s3.allow_http = true;
     }
     Ok(s3)
+}
+
+/// Opens the region's store: its metadata URL, and its blob URL with the `[storage] s3_*`
+/// settings (or the `AWS_*` environment) when that is an `s3://` bucket.
+pub async fn open_region_store(
+    cfg: &RegionConfig,
+) -> Result<tandem_store::Store, tandem_store::StoreError> {
+    let st = &cfg.storage;
+    let s3 = s3_settings(
+        st.s3_endpoint.as_deref(),
+        st.s3_region.as_deref(),
+        st.s3_access_key_id.as_deref(),
+        st.s3_secret_access_key_file.as_deref(),
+    )
+    .map_err(|(path, reason)| {
+        tandem_store::StoreError::Blob(format!("reading the S3 secret file {path}: {reason}"))
+    })?;
+    tandem_store::Store::open_with(&cfg.metadata_url(), &cfg.blob_url(), &s3).await
 }
 
 /// The repository's options for this region: its encryption key, if one is configured.
