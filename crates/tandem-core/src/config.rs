@@ -46,6 +46,16 @@ pub struct RegionConfig {
     /// Lifetime of STS tokens, in seconds (Azure: 600).
     #[serde(default = "default_token_ttl")]
     pub token_ttl_secs: u64,
+    /// This node's name among the nodes of its region, the holder of the job leases it takes.
+    /// Stable across restarts, so a restarted node takes its own jobs back at once. Default:
+    /// `<host name>@<listen address>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// How long a job lease lasts without renewal, in seconds (30): when a node dies, another
+    /// node of the region takes over its training, evaluation and copy jobs this long after its
+    /// last renewal. Renewed every third of it.
+    #[serde(default = "default_job_lease_secs")]
+    pub job_lease_secs: u64,
     /// Concurrent requests allowed per resource before 429 (Azure's default: 100).
     #[serde(default = "default_concurrency")]
     pub default_concurrency: u32,
@@ -299,6 +309,9 @@ pub struct StorageConfig {
 fn default_format_version() -> u32 {
     CONFIG_FORMAT_VERSION
 }
+fn default_job_lease_secs() -> u64 {
+    30
+}
 fn default_listen() -> SocketAddr {
     "127.0.0.1:5000".parse().expect("valid literal")
 }
@@ -337,6 +350,8 @@ impl RegionConfig {
             admin_token_file: None,
             token_secret_file: None,
             token_ttl_secs: default_token_ttl(),
+            node_name: None,
+            job_lease_secs: default_job_lease_secs(),
             default_concurrency: default_concurrency(),
             engine_workers: None,
             engine_queue_depth: default_queue_depth(),
@@ -517,6 +532,18 @@ impl RegionConfig {
     /// The model cache directory, defaulted as documented on [`RegionConfig::model_dir`].
     pub fn model_dir(&self) -> PathBuf {
         self.model_dir.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// This node's name, defaulted to `<host name>@<listen address>`.
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("{host}@{}", self.listen)
+        })
     }
 
     /// The STS secret file, defaulted.

@@ -14,6 +14,7 @@ mod auth;
 pub mod backup;
 mod base_engines;
 mod error;
+mod jobs;
 mod metrics;
 mod model_cache;
 mod pool;

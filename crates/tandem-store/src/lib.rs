@@ -28,6 +28,7 @@ pub mod conformance;
 mod error;
 pub mod export;
 mod hlc;
+pub mod lease;
 mod model;
 pub mod replication;
 mod speaker;
@@ -42,6 +43,7 @@ pub use blob::{BlobMeta, BlobStore, BLOB_FORMAT_VERSION, FORMAT_MARKER_KEY};
 pub use error::{Result, StoreError};
 pub use export::{Cell, ExportTable, MetadataExport, Retargeted, EXPORT_FORMAT_VERSION};
 pub use hlc::HlcClock;
+pub use lease::{Lease, LEASE_TABLE};
 pub use model::{MetaStore, NewResource, Resource};
 pub use replication::{
     Applied, Cursor, Hlc, ProfileHeader, ReplicatedEnrollment, ReplicatedResource, ResourceSync,

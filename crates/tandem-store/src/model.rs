@@ -6,7 +6,7 @@ use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
-use crate::{Asset, AssetKind, AssetPage, AssetUpdate, MetadataExport, NewAsset};
+use crate::{Asset, AssetKind, AssetPage, AssetUpdate, Lease, MetadataExport, NewAsset};
 use crate::{Enrollment, NewEnrollment, NewProfile, ProfileKind, Result, SpeakerProfile};
 use uuid::Uuid;
 
@@ -205,6 +205,49 @@ pub trait MetaStore: Send + Sync + 'static {
     /// schema is older or its tables and columns differ from this store's;
     /// [`StoreError::FormatTooNew`](crate::StoreError::FormatTooNew) if it is newer.
     async fn import_metadata(&self, export: &MetadataExport) -> Result<()>;
+    /// Takes the lease on `job` for `holder` until `now + ttl` if it is free, expired, or
+    /// already `holder`'s (a restarted node gets its own leases back at once); `None` if
+    /// another holder's lease is live. Atomic: of two nodes racing, one wins. See [`crate::lease`].
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: time::OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>> {
+        let _ = (job, holder, now, ttl);
+        Err(crate::StoreError::db(
+            "job leases are not supported by this backend",
+        ))
+    }
+    /// Extends `holder`'s lease on `job` to `now + ttl`; `false` if `holder` no longer holds
+    /// it (it expired and another node took it, or it was released).
+    async fn renew_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: time::OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let _ = (job, holder, now, ttl);
+        Err(crate::StoreError::db(
+            "job leases are not supported by this backend",
+        ))
+    }
+    /// Gives up `holder`'s lease on `job` (the job is done); a lease held by another is kept.
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<()> {
+        let _ = (job, holder);
+        Err(crate::StoreError::db(
+            "job leases are not supported by this backend",
+        ))
+    }
+    /// The lease on `job`, live or expired, if one was ever taken and not released.
+    async fn get_lease(&self, job: &str) -> Result<Option<Lease>> {
+        let _ = job;
+        Err(crate::StoreError::db(
+            "job leases are not supported by this backend",
+        ))
+    }
     /// Cheap round trip to the backend, for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// The format version recorded in the database.

@@ -107,8 +107,8 @@ async fn unsupported_urls_say_what_is_supported() {
     let dir = tempfile::tempdir().unwrap();
     let (meta, blobs) = urls(&dir);
     for (m, b) in [
-        ("postgres://localhost/tandem", blobs.as_str()),
-        (meta.as_str(), "s3://bucket/prefix"),
+        ("mysql://localhost/tandem", blobs.as_str()),
+        (meta.as_str(), "gs://bucket/prefix"),
         (meta.as_str(), "file://relative/path"),
     ] {
         let err = Store::open(m, b).await.expect_err("unsupported URL");

@@ -44,5 +44,8 @@ conformance_tests!(
     blob_list_prefix,
     blob_invalid_keys,
     blob_large,
+    leases_exclusive_on_controlled_time,
+    leases_race_one_winner,
+    leases_not_exported,
     run_all,
 );

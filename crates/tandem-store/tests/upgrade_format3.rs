@@ -100,7 +100,7 @@ async fn format_3_database_upgrades_and_keeps_its_speaker_data() {
         store.schema_version().await.unwrap(),
         METADATA_FORMAT_VERSION
     );
-    assert_eq!(METADATA_FORMAT_VERSION, 7);
+    assert_eq!(METADATA_FORMAT_VERSION, 8);
     let pool = store.pool();
     let count = |sql: &'static str| async move {
         sqlx::query_scalar::<_, i64>(sql)

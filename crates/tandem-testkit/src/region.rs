@@ -45,6 +45,8 @@ pub struct RegionProcess {
     pub admin_token: String,
     bin: PathBuf,
     dir: tempfile::TempDir,
+    /// The data directory (a sibling node shares its first node's).
+    data: PathBuf,
     secret: Vec<u8>,
     child: Option<Child>,
     ready_timeout: Duration,
@@ -73,12 +75,14 @@ impl RegionProcess {
             config.push('\n');
         }
         std::fs::write(dir.path().join("region.toml"), config).expect("config");
+        let data = dir.path().join("data");
         let mut region = Self {
             name: name.to_owned(),
             url: String::new(),
             admin_token,
             bin: bin.to_owned(),
             dir,
+            data,
             secret,
             child: None,
             ready_timeout: opts.ready_timeout,
@@ -94,7 +98,42 @@ impl RegionProcess {
 
     /// The region's data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
+    }
+
+    /// Starts another node of this region: its own config file, log and listen port, the same
+    /// data directory (so the same SQLite database and blobs), STS secret and admin token, plus
+    /// `extra_config` lines (e.g. `node_name = "b"`). Returns once it is ready.
+    pub async fn start_sibling(&self, extra_config: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tandem-{}-node-", self.name))
+            .tempdir()
+            .expect("tempdir");
+        let first = self.dir.path();
+        let mut config = format!(
+            "region = \"{name}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\nadmin_token_file = \"{d}/admin.token\"\ntoken_secret_file = \"{d}/sts.secret\"\n",
+            name = self.name,
+            data = self.data.display(),
+            d = first.display()
+        );
+        for line in extra_config {
+            config.push_str(line);
+            config.push('\n');
+        }
+        std::fs::write(dir.path().join("region.toml"), config).expect("config");
+        let mut node = Self {
+            name: self.name.clone(),
+            url: String::new(),
+            admin_token: self.admin_token.clone(),
+            bin: self.bin.clone(),
+            dir,
+            data: self.data.clone(),
+            secret: self.secret.clone(),
+            child: None,
+            ready_timeout: self.ready_timeout,
+        };
+        node.spawn().await;
+        node
     }
 
     /// A signer holding this region's STS secret, for forging test tokens.

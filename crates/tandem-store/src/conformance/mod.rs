@@ -13,6 +13,7 @@
 mod assets;
 mod blob;
 mod export;
+mod lease;
 mod meta;
 mod replication;
 mod speaker;
@@ -27,6 +28,7 @@ pub use export::{
     export_consistent_under_writes, export_deterministic_and_strict, export_import_refusals,
     export_imports_older_format, export_restore_elsewhere, export_round_trip,
 };
+pub use lease::{leases_exclusive_on_controlled_time, leases_not_exported, leases_race_one_winner};
 pub use meta::{
     create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,
 };
@@ -74,6 +76,9 @@ pub async fn run_all(store: &Store) {
     blob_list_prefix(store).await;
     blob_invalid_keys(store).await;
     blob_large(store).await;
+    leases_exclusive_on_controlled_time(store).await;
+    leases_race_one_winner(store).await;
+    leases_not_exported(store).await;
 }
 
 /// A region name no other check uses: `tag` plus 8 random hex digits.

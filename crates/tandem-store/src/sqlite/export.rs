@@ -29,13 +29,13 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Every table of the metadata but `tandem_meta`, sqlx's `_sqlx_migrations` and SQLite's own
+/// Every table of the metadata but `tandem_meta`, `job_leases`, sqlx's `_sqlx_migrations` and SQLite's own
 /// (`sqlite_sequence`, ...), parents before children (ties by name).
 async fn schema(conn: &mut SqliteConnection) -> Result<Vec<TableSchema>> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-         AND name NOT IN ('_sqlx_migrations', 'tandem_meta') ORDER BY name",
+         AND name NOT IN ('_sqlx_migrations', 'tandem_meta', 'job_leases') ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 mod asset;
 mod digest;
 mod export;
+mod lease;
 mod merge;
 mod queries;
 mod replication;
@@ -27,11 +28,11 @@ mod speaker;
 use crate::{HlcClock, MetaStore, Resource, Result, StoreError};
 
 /// The metadata format version this build writes and the newest it reads.
-pub const METADATA_FORMAT_VERSION: u32 = 7;
+pub const METADATA_FORMAT_VERSION: u32 = 8;
 
 /// The oldest metadata format whose exports this build imports: the migrations after it only
-/// relaxed constraints (format 7: more asset kinds), so such an export's tables and columns are
-/// this store's.
+/// relaxed constraints (format 7: more asset kinds) or added tables that exports leave out
+/// (format 8: job leases), so such an export's tables and columns are this store's.
 pub const METADATA_IMPORTS_SINCE: u32 = 6;
 
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";

@@ -12,7 +12,7 @@ use super::{conflict_or, format_time, row_to_resource, SqliteMetaStore, RESOURCE
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
-use crate::{Asset, AssetKind, AssetPage, AssetUpdate, MetadataExport, NewAsset};
+use crate::{Asset, AssetKind, AssetPage, AssetUpdate, Lease, MetadataExport, NewAsset};
 use crate::{
     Enrollment, MetaStore, NewEnrollment, NewProfile, NewResource, ProfileKind, Resource, Result,
     SpeakerProfile, StoreError,
@@ -300,6 +300,34 @@ impl MetaStore for SqliteMetaStore {
 
     async fn import_metadata(&self, export: &MetadataExport) -> Result<()> {
         self.ex_import(export).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: time::OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>> {
+        self.ls_acquire(job, holder, now, ttl).await
+    }
+
+    async fn renew_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: time::OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        self.ls_renew(job, holder, now, ttl).await
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<()> {
+        self.ls_release(job, holder).await
+    }
+
+    async fn get_lease(&self, job: &str) -> Result<Option<Lease>> {
+        self.ls_get(job).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -424,18 +424,36 @@ fn errors_json(s: &WerStats) -> Value {
     })
 }
 
-/// Starts evaluation `id` on a background task.
+/// Starts evaluation `id` on a background task ([`run`]).
 pub(crate) fn spawn(state: AppState, resource: ResourceId, id: Uuid, doc: EvaluationDoc) {
     tokio::spawn(async move {
+        run(&state, resource, id, doc).await;
+    });
+}
+
+/// Runs evaluation `id` and records the outcome, on the node that holds the job's lease
+/// ([`crate::jobs`]); one that another node runs, or that finished meanwhile, is left alone.
+pub(crate) async fn run(
+    state: &AppState,
+    resource: ResourceId,
+    id: Uuid,
+    doc: EvaluationDoc,
+) -> crate::jobs::Outcome {
+    let job = format!("evaluate/{resource}/{id}");
+    crate::jobs::run_leased(state, &job, || async {
+        if !super::resume::unfinished_one(state, resource, AssetKind::Evaluation, id).await {
+            return;
+        }
         let started = Instant::now();
-        let outcome = evaluate(&state, resource, id, &doc).await;
+        let outcome = evaluate(state, resource, id, &doc).await;
         let secs = started.elapsed().as_secs_f64();
-        if let Err(e) = finish(&state, resource, id, doc, outcome).await {
+        if let Err(e) = finish(state, resource, id, doc, outcome).await {
             tracing::warn!(evaluation = %id, error = %e, "could not record an evaluation's outcome");
         } else {
             tracing::info!(evaluation = %id, secs, "evaluation finished");
         }
-    });
+    })
+    .await
 }
 
 /// The recognizer of a base or custom model (its base's), with the adapted model of a custom

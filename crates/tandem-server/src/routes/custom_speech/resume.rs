@@ -1,8 +1,11 @@
-//! Custom Speech jobs that outlive a restart. Training and evaluation run on background tasks
-//! and record their outcome in the asset row; a region stopped (or killed) in the middle leaves
-//! rows `NotStarted` or `Running`. On start, once the engines are loaded, [`resume`] runs each
-//! of them again from its stored document. Both jobs are deterministic and write their result
-//! under a fresh blob id before the row says `Succeeded`, so running one twice is harmless.
+//! Custom Speech jobs that outlive a restart or their node. Training and evaluation run on
+//! background tasks and record their outcome in the asset row; a region stopped (or killed) in
+//! the middle leaves rows `NotStarted` or `Running`. Once the engines are loaded, [`resume`]
+//! runs each of them again from its stored document, and then looks again every
+//! `job_lease_secs`: with several nodes, a job whose node died is taken over once that node's
+//! lease lapses ([`crate::jobs`]); a job another live node runs is left to it. Both jobs are
+//! deterministic and write their result under a fresh blob id before the row says
+//! `Succeeded`, so a takeover is harmless.
 
 use std::time::Duration;
 
@@ -29,14 +32,16 @@ pub(crate) async fn resume(state: AppState) -> Result<usize, ApiError> {
     for kind in [AssetKind::Model, AssetKind::Evaluation] {
         for resource in meta.list_resources(state.region()).await? {
             for asset in unfinished(&state, resource.id, kind).await? {
-                tracing::info!(resource = %resource.id, %kind, id = %asset.id, "unfinished job restarted");
-                restarted += 1;
-                if kind == AssetKind::Model {
+                let ran = if kind == AssetKind::Model {
                     let doc = model_doc(&asset)?;
-                    train::run(&state, resource.id, asset.id, &doc.datasets).await;
+                    train::run(&state, resource.id, asset.id, &doc.datasets).await
                 } else {
                     let doc = evaluation_doc(&asset)?;
-                    evaluations::spawn(state.clone(), resource.id, asset.id, doc);
+                    evaluations::run(&state, resource.id, asset.id, doc).await
+                };
+                if ran == crate::jobs::Outcome::Ran {
+                    tracing::info!(resource = %resource.id, %kind, id = %asset.id, "unfinished job restarted");
+                    restarted += 1;
                 }
             }
         }
@@ -64,13 +69,38 @@ async fn unfinished(
     }
 }
 
-/// Runs [`resume`] on a background task; a failure is logged.
+/// Whether asset `id` still exists and is neither `Succeeded` nor `Failed` (checked again by a
+/// job once it holds its lease: the scan that started it may be stale).
+pub(crate) async fn unfinished_one(
+    state: &AppState,
+    resource: ResourceId,
+    kind: AssetKind,
+    id: uuid::Uuid,
+) -> bool {
+    match state.store().meta.get_asset(resource, kind, id).await {
+        Ok(Some(a)) => !a.status.is_terminal(),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(%kind, %id, error = %e, "could not read a job's row; not running it");
+            false
+        }
+    }
+}
+
+/// Runs [`resume`] on a background task, then again every `job_lease_secs`; failures are
+/// logged.
 pub(crate) fn spawn(state: AppState) {
     tokio::spawn(async move {
-        match resume(state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, "unfinished Custom Speech jobs restarted"),
-            Err(e) => tracing::warn!(error = %e, "could not restart unfinished Custom Speech jobs"),
+        let every = crate::jobs::lease_ttl(&state);
+        loop {
+            match resume(state.clone()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "unfinished Custom Speech jobs run"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not restart unfinished Custom Speech jobs")
+                }
+            }
+            tokio::time::sleep(every).await;
         }
     });
 }

@@ -39,19 +39,35 @@ impl Failure {
 
 /// Starts training `model` from `datasets` on a background task.
 pub(crate) fn spawn(state: AppState, resource: ResourceId, model: Uuid, datasets: Vec<Uuid>) {
-    tokio::spawn(async move { run(&state, resource, model, &datasets).await });
+    tokio::spawn(async move {
+        run(&state, resource, model, &datasets).await;
+    });
 }
 
-/// Trains `model` and records the outcome in its row (what [`spawn`] runs).
-pub(crate) async fn run(state: &AppState, resource: ResourceId, model: Uuid, datasets: &[Uuid]) {
-    let started = Instant::now();
-    let outcome = train(state, resource, model, datasets).await;
-    let secs = started.elapsed().as_secs_f64();
-    if let Err(f) = finish(state, resource, model, outcome).await {
-        tracing::warn!(%model, error = %f, "could not record a model's training outcome");
-    } else {
-        tracing::info!(%model, secs, "custom model training finished");
-    }
+/// Trains `model` and records the outcome in its row (what [`spawn`] runs), on the node that
+/// holds the job's lease ([`crate::jobs`]); a model another node trains, or one that finished
+/// meanwhile, is left alone.
+pub(crate) async fn run(
+    state: &AppState,
+    resource: ResourceId,
+    model: Uuid,
+    datasets: &[Uuid],
+) -> crate::jobs::Outcome {
+    let job = format!("train/{resource}/{model}");
+    crate::jobs::run_leased(state, &job, || async {
+        if !super::resume::unfinished_one(state, resource, AssetKind::Model, model).await {
+            return;
+        }
+        let started = Instant::now();
+        let outcome = train(state, resource, model, datasets).await;
+        let secs = started.elapsed().as_secs_f64();
+        if let Err(f) = finish(state, resource, model, outcome).await {
+            tracing::warn!(%model, error = %f, "could not record a model's training outcome");
+        } else {
+            tracing::info!(%model, secs, "custom model training finished");
+        }
+    })
+    .await
 }
 
 /// Marks the model `Running`, trains it and writes its artifact; returns the artifact's id.
