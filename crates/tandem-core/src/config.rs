@@ -51,6 +51,12 @@ pub struct RegionConfig {
     /// `<host name>@<listen address>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// Where the per-resource concurrency quota is counted: `node` (in memory, each node
+    /// enforcing the whole limit: the default, and right for a region of one node) or
+    /// `region` (in the shared store, so the limit holds across every node of the region, at
+    /// the cost of two store writes per request).
+    #[serde(default)]
+    pub quota_scope: QuotaScope,
     /// How long a job lease lasts without renewal, in seconds (30): when a node dies, another
     /// node of the region takes over its training, evaluation and copy jobs this long after its
     /// last renewal. Renewed every third of it.
@@ -281,6 +287,17 @@ impl Default for BackupConfig {
     }
 }
 
+/// Where a per-resource concurrency quota is counted ([`RegionConfig::quota_scope`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaScope {
+    /// In this process's memory.
+    #[default]
+    Node,
+    /// In the region's shared store, across all its nodes.
+    Region,
+}
+
 /// Where a region keeps its metadata and blobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -351,6 +368,7 @@ impl RegionConfig {
             token_secret_file: None,
             token_ttl_secs: default_token_ttl(),
             node_name: None,
+            quota_scope: QuotaScope::default(),
             job_lease_secs: default_job_lease_secs(),
             default_concurrency: default_concurrency(),
             engine_workers: None,

@@ -14,7 +14,7 @@ mod peer;
 mod token;
 
 pub use config::{
-    default_model_dir, BackupConfig, CustomSpeechConfig, PeerConfig, RegionConfig,
+    default_model_dir, BackupConfig, CustomSpeechConfig, PeerConfig, QuotaScope, RegionConfig,
     ReplicationConfig, StorageConfig, CONFIG_FORMAT_VERSION,
 };
 pub use error::{CoreError, Result};

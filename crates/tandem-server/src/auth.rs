@@ -67,9 +67,7 @@ impl FromRequestParts<AppState> for SpeakerCaller {
         } else {
             return Err(ApiError::MissingCredentials);
         };
-        let permit = state
-            .quotas()
-            .try_acquire(resource.id, resource.concurrency_limit)?;
+        let permit = quota_permit(state, &resource).await?;
         Ok(SpeakerCaller {
             resource,
             _permit: permit,
@@ -138,9 +136,7 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             return Err(ApiError::MissingCredentials);
         };
-        let permit = state
-            .quotas()
-            .try_acquire(resource.id, resource.concurrency_limit)?;
+        let permit = quota_permit(state, &resource).await?;
         Ok(Caller {
             resource,
             _permit: permit,
@@ -180,6 +176,24 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin)
         } else {
             Err(ApiError::Forbidden("wrong admin token".into()))
+        }
+    }
+}
+
+/// One of `resource`'s concurrency slots, counted where the region's `quota_scope` says.
+async fn quota_permit(state: &AppState, resource: &Resource) -> Result<QuotaPermit, ApiError> {
+    match state.config().quota_scope {
+        tandem_core::QuotaScope::Node => state
+            .quotas()
+            .try_acquire(resource.id, resource.concurrency_limit),
+        tandem_core::QuotaScope::Region => {
+            crate::quota::try_acquire_region(
+                state.store(),
+                &state.config().node_name(),
+                resource.id,
+                resource.concurrency_limit,
+            )
+            .await
         }
     }
 }

@@ -248,6 +248,32 @@ pub trait MetaStore: Send + Sync + 'static {
             "job leases are not supported by this backend",
         ))
     }
+    /// Takes one of `resource`'s `limit` concurrent-request slots for the whole region, as
+    /// slot `slot` held by node `holder` until `now + ttl` (the slot lapses by itself if that
+    /// node dies); `false` when `limit` live slots are taken. Atomic across nodes: with `limit`
+    /// slots and `limit + 1` racing requests, exactly one is refused. Slots are leases named
+    /// `slot/<resource>/<slot>` ([`crate::lease`]).
+    async fn acquire_slot(
+        &self,
+        resource: ResourceId,
+        limit: u32,
+        slot: Uuid,
+        holder: &str,
+        now: time::OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let _ = (resource, limit, slot, holder, now, ttl);
+        Err(crate::StoreError::db(
+            "region-wide quotas are not supported by this backend",
+        ))
+    }
+    /// Frees slot `slot` of `resource`.
+    async fn release_slot(&self, resource: ResourceId, slot: Uuid) -> Result<()> {
+        let _ = (resource, slot);
+        Err(crate::StoreError::db(
+            "region-wide quotas are not supported by this backend",
+        ))
+    }
     /// Cheap round trip to the backend, for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// The format version recorded in the database.

@@ -47,5 +47,6 @@ conformance_tests!(
     leases_exclusive_on_controlled_time,
     leases_race_one_winner,
     leases_not_exported,
+    slots_limit_region_wide,
     run_all,
 );

@@ -198,3 +198,73 @@ async fn two_nodes_share_a_region_and_a_dead_nodes_training_is_taken_over() {
         resp.text().await.unwrap()
     );
 }
+
+/// `quota_scope = "region"`: a resource's concurrency limit holds across the nodes of the
+/// region. Limit 2, three recognitions at once (two on node A, one on node B, each holding its
+/// slot for the seconds recognition takes): exactly one 429. Counted per node, all three
+/// would pass (node A holds two, node B one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_holds_across_the_nodes_of_a_region() {
+    let a = RegionProcess::start(
+        Path::new(BIN),
+        "westus",
+        RegionOptions {
+            extra_config: vec![
+                "node_name = \"node-a\"".into(),
+                "quota_scope = \"region\"".into(),
+            ],
+            ..RegionOptions::default()
+        },
+    )
+    .await;
+    let b = a
+        .start_sibling(&["node_name = \"node-b\"", "quota_scope = \"region\""])
+        .await;
+    let out = a.cli(&[
+        "resource",
+        "create",
+        "--name",
+        "quota",
+        "--concurrency",
+        "2",
+        "--json",
+    ]);
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    let key = created["key1"].as_str().unwrap().to_owned();
+    let longest = biology()
+        .into_iter()
+        .max_by_key(|c| std::fs::metadata(&c.path).unwrap().len())
+        .unwrap();
+    let clip = wav_bytes(&longest.path);
+    let http = http();
+    let calls = [&a.url, &a.url, &b.url].map(|base| {
+        let (http, key, clip) = (http.clone(), key.clone(), clip.clone());
+        let url = stt_url(base, "language=en-US");
+        async move {
+            http.post(url)
+                .header(KEY, key)
+                .header("Content-Type", "audio/wav")
+                .body(clip)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let mut codes = futures::future::join_all(calls).await;
+    codes.sort();
+    assert_eq!(codes, [200, 200, 429], "limit 2 across both nodes");
+    // The slots were freed: two more calls pass, one on each node.
+    for base in [&a.url, &b.url] {
+        let r = http
+            .post(stt_url(base, "language=en-US"))
+            .header(KEY, &key)
+            .header("Content-Type", "audio/wav")
+            .body(clip.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}

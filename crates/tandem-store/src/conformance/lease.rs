@@ -103,3 +103,62 @@ pub async fn leases_not_exported(store: &Store) {
         "job leases are not in exports"
     );
 }
+
+/// Region-wide request slots: `limit` live slots per resource, whoever holds them; a released
+/// or lapsed slot frees its place; resources are independent; racing takers never exceed it.
+pub async fn slots_limit_region_wide(store: &Store) {
+    use tandem_core::ResourceId;
+    use uuid::Uuid;
+    let m = &store.meta;
+    let (r, other) = (ResourceId::random(), ResourceId::random());
+    let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_002);
+    let ttl = Duration::from_secs(60);
+    let (s1, s2, s3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    assert!(m.acquire_slot(r, 2, s1, "node-a", t0, ttl).await.unwrap());
+    assert!(m.acquire_slot(r, 2, s2, "node-b", t0, ttl).await.unwrap());
+    assert!(
+        !m.acquire_slot(r, 2, s3, "node-a", t0, ttl).await.unwrap(),
+        "the third of a limit of 2 is refused, whichever node asks"
+    );
+    assert!(
+        m.acquire_slot(other, 2, s3, "node-a", t0, ttl)
+            .await
+            .unwrap(),
+        "another resource has its own slots"
+    );
+    m.release_slot(r, s1).await.unwrap();
+    assert!(m
+        .acquire_slot(r, 2, Uuid::new_v4(), "node-a", t0, ttl)
+        .await
+        .unwrap());
+    // node-b dies holding s2: after the ttl its slot no longer counts.
+    let later = t0 + time::Duration::seconds(61);
+    assert!(m
+        .acquire_slot(r, 2, Uuid::new_v4(), "node-a", later, ttl)
+        .await
+        .unwrap());
+    assert!(m
+        .acquire_slot(r, 2, Uuid::new_v4(), "node-a", later, ttl)
+        .await
+        .unwrap());
+    assert!(!m
+        .acquire_slot(r, 2, Uuid::new_v4(), "node-a", later, ttl)
+        .await
+        .unwrap());
+
+    // 9 racing takers, limit 4: exactly 4 win.
+    let race = ResourceId::random();
+    let tries = (0..9).map(|i| {
+        let m = store.meta.clone();
+        async move {
+            m.acquire_slot(race, 4, Uuid::new_v4(), &format!("node-{i}"), t0, ttl)
+                .await
+        }
+    });
+    let won = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().expect("acquire"))
+        .count();
+    assert_eq!(won, 4);
+}

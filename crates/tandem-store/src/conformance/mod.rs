@@ -28,7 +28,10 @@ pub use export::{
     export_consistent_under_writes, export_deterministic_and_strict, export_import_refusals,
     export_imports_older_format, export_restore_elsewhere, export_round_trip,
 };
-pub use lease::{leases_exclusive_on_controlled_time, leases_not_exported, leases_race_one_winner};
+pub use lease::{
+    leases_exclusive_on_controlled_time, leases_not_exported, leases_race_one_winner,
+    slots_limit_region_wide,
+};
 pub use meta::{
     create_get_list_delete, name_conflict_per_region, not_found_paths, regions_isolated,
 };
@@ -79,6 +82,7 @@ pub async fn run_all(store: &Store) {
     leases_exclusive_on_controlled_time(store).await;
     leases_race_one_winner(store).await;
     leases_not_exported(store).await;
+    slots_limit_region_wide(store).await;
 }
 
 /// A region name no other check uses: `tag` plus 8 random hex digits.

@@ -97,4 +97,61 @@ impl SqliteMetaStore {
         .await?;
         row.as_ref().map(row_to_lease).transpose()
     }
+
+    pub(super) async fn ls_acquire_slot(
+        &self,
+        resource: tandem_core::ResourceId,
+        limit: u32,
+        slot: uuid::Uuid,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let (lo, hi) = slot_range(resource);
+        let now_text = format_time(now);
+        // Lapsed slots (their node died) go first; best effort, the count ignores them anyway.
+        sqlx::query("DELETE FROM job_leases WHERE job >= $1 AND job < $2 AND expires_at <= $3")
+            .bind(&lo)
+            .bind(&hi)
+            .bind(&now_text)
+            .execute(&self.pool)
+            .await?;
+        // One statement: SQLite runs it under its write lock, so the count and the insert are
+        // one step for every node sharing the database.
+        let done = sqlx::query(
+            "INSERT INTO job_leases (job, holder, expires_at, generation) \
+             SELECT $1, $2, $3, 1 WHERE \
+                 (SELECT COUNT(*) FROM job_leases \
+                  WHERE job >= $4 AND job < $5 AND expires_at > $6) < $7",
+        )
+        .bind(format!("{lo}{slot}"))
+        .bind(holder)
+        .bind(format_time(until(now, ttl)?))
+        .bind(&lo)
+        .bind(&hi)
+        .bind(&now_text)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn ls_release_slot(
+        &self,
+        resource: tandem_core::ResourceId,
+        slot: uuid::Uuid,
+    ) -> Result<()> {
+        let (lo, _) = slot_range(resource);
+        sqlx::query("DELETE FROM job_leases WHERE job = $1")
+            .bind(format!("{lo}{slot}"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The lease names of `resource`'s slots are `slot/<resource>/<uuid>`: every one sorts in
+/// `[lo, hi)`, a range on the primary key.
+fn slot_range(resource: tandem_core::ResourceId) -> (String, String) {
+    (format!("slot/{resource}/"), format!("slot/{resource}0"))
 }

@@ -330,6 +330,23 @@ impl MetaStore for SqliteMetaStore {
         self.ls_get(job).await
     }
 
+    async fn acquire_slot(
+        &self,
+        resource: ResourceId,
+        limit: u32,
+        slot: Uuid,
+        holder: &str,
+        now: time::OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        self.ls_acquire_slot(resource, limit, slot, holder, now, ttl)
+            .await
+    }
+
+    async fn release_slot(&self, resource: ResourceId, slot: Uuid) -> Result<()> {
+        self.ls_release_slot(resource, slot).await
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
