@@ -20,11 +20,9 @@ use time::OffsetDateTime;
 
 use crate::AppState;
 
-/// What [`run_leased`] did.
+/// Why [`run_leased`] did not run a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// This node held the lease and ran the job.
-    Ran,
+pub(crate) enum NotRun {
     /// Another node holds a live lease: it runs the job.
     HeldElsewhere,
     /// This node is running it already.
@@ -56,10 +54,10 @@ pub(crate) fn lease_ttl(state: &AppState) -> Duration {
 ///
 /// A store that cannot keep leases (an error when acquiring) is logged and the job runs
 /// anyway: with one node that is what it did before leases existed.
-pub(crate) async fn run_leased<F, Fut>(state: &AppState, job: &str, work: F) -> Outcome
+pub(crate) async fn run_leased<F, Fut, T>(state: &AppState, job: &str, work: F) -> Result<T, NotRun>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = T>,
 {
     let node = state.config().node_name();
     let local = format!("{node}/{job}");
@@ -68,7 +66,7 @@ where
         .expect("not poisoned")
         .insert(local.clone())
     {
-        return Outcome::AlreadyRunning;
+        return Err(NotRun::AlreadyRunning);
     }
     let _guard = RunningGuard(local);
     let meta = state.store().meta.clone();
@@ -82,11 +80,10 @@ where
                 tracing::info!(job, %node, generation = lease.generation, "job taken over from another node");
             }
         }
-        Ok(None) => return Outcome::HeldElsewhere,
+        Ok(None) => return Err(NotRun::HeldElsewhere),
         Err(e) => {
             tracing::warn!(job, error = %e, "could not take the job's lease; running it anyway");
-            work().await;
-            return Outcome::Ran;
+            return Ok(work().await);
         }
     }
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -112,12 +109,12 @@ where
             }
         })
     };
-    work().await;
+    let out = work().await;
     renewer.abort();
     if !lost.load(std::sync::atomic::Ordering::Relaxed) {
         if let Err(e) = meta.release_lease(job, &node).await {
             tracing::warn!(job, error = %e, "could not release a job lease; it lapses by itself");
         }
     }
-    Outcome::Ran
+    Ok(out)
 }

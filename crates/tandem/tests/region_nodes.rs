@@ -268,3 +268,63 @@ async fn a_quota_holds_across_the_nodes_of_a_region() {
         assert_eq!(r.status(), 200);
     }
 }
+
+/// Count of `backup` lines (one per snapshot the worker took) in a node's log.
+fn backups(node: &RegionProcess) -> usize {
+    node.log()
+        .lines()
+        .filter(|l| l.contains("took_ms=") && l.contains(" backup"))
+        .count()
+}
+
+/// Polls `cond` every 100 ms until it holds, or panics with `what` after `limit`.
+async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Both nodes run the backup worker (every second here), but one backs up: the holder of the
+/// region's backup lease. When it dies, the other takes over once the lease lapses (two
+/// intervals).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_backs_up_the_region_and_another_takes_over() {
+    let repo = tempfile::tempdir().unwrap();
+    let backup = |node: &str| {
+        vec![
+            format!("node_name = \"{node}\""),
+            "[backup]".to_owned(),
+            format!("target = \"file://{}\"", repo.path().display()),
+            "interval_secs = 1".to_owned(),
+        ]
+    };
+    let mut a = RegionProcess::start(
+        Path::new(BIN),
+        "westus",
+        RegionOptions {
+            extra_config: backup("node-a"),
+            ..RegionOptions::default()
+        },
+    )
+    .await;
+    let lines = backup("node-b");
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let b = a.start_sibling(&refs).await;
+    a.create_resource("backed-up");
+    until("three snapshots", Duration::from_secs(60), || {
+        backups(&a) + backups(&b) >= 3
+    })
+    .await;
+    // Node A started first, so its worker's first tick took the lease.
+    assert!(backups(&a) >= 3, "node A backs up");
+    assert_eq!(backups(&b), 0, "only the lease holder backs up");
+    a.kill9();
+    until(
+        "node B to take over backups",
+        Duration::from_secs(60),
+        || backups(&b) >= 2,
+    )
+    .await;
+}

@@ -1,5 +1,10 @@
 //! The region's backup worker: a snapshot every `backup.interval_secs`, a prune by the
 //! retention policy every `backup.prune_interval_secs`.
+//!
+//! Every node of a region runs the worker, but only one backs up: the holder of the
+//! `backup/<region>` lease ([`tandem_store::lease`]), which it takes or extends (for two
+//! intervals) at every tick and never releases. If it dies, another node's tick takes the
+//! lease once it lapses, and backups go on from there.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +50,9 @@ pub fn spawn_worker(state: &AppState) {
                 }
             }
             let Some(r) = repo.as_ref() else { continue };
+            if !is_backup_leader(&state, interval).await {
+                continue;
+            }
             run_once(&state, r).await;
             if !prune_every.is_zero() && last_prune.elapsed() >= prune_every {
                 last_prune = Instant::now();
@@ -65,6 +73,30 @@ pub fn spawn_worker(state: &AppState) {
             }
         }
     });
+}
+
+/// Whether this node is the region's backup node: it takes or extends the `backup/<region>`
+/// lease. A store without leases makes every node back up (one node: as before).
+async fn is_backup_leader(state: &AppState, interval_secs: u64) -> bool {
+    let job = format!("backup/{}", state.region());
+    let node = state.config().node_name();
+    let ttl = Duration::from_secs(interval_secs.saturating_mul(2).max(1));
+    match state
+        .store()
+        .meta
+        .acquire_lease(&job, &node, time::OffsetDateTime::now_utc(), ttl)
+        .await
+    {
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            tracing::debug!(%node, "another node of the region backs it up");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take the backup lease; backing up anyway");
+            true
+        }
+    }
 }
 
 /// One backup; outcome in the metrics and the log. Never panics, never stops the worker.

@@ -427,7 +427,8 @@ fn errors_json(s: &WerStats) -> Value {
 /// Starts evaluation `id` on a background task ([`run`]).
 pub(crate) fn spawn(state: AppState, resource: ResourceId, id: Uuid, doc: EvaluationDoc) {
     tokio::spawn(async move {
-        run(&state, resource, id, doc).await;
+        // Not run here: another node holds the job (it runs it) or this node runs it already.
+        let _ = run(&state, resource, id, doc).await;
     });
 }
 
@@ -438,7 +439,7 @@ pub(crate) async fn run(
     resource: ResourceId,
     id: Uuid,
     doc: EvaluationDoc,
-) -> crate::jobs::Outcome {
+) -> Result<(), crate::jobs::NotRun> {
     let job = format!("evaluate/{resource}/{id}");
     crate::jobs::run_leased(state, &job, || async {
         if !super::resume::unfinished_one(state, resource, AssetKind::Evaluation, id).await {

@@ -39,7 +39,7 @@ pub(crate) async fn resume(state: AppState) -> Result<usize, ApiError> {
                     let doc = evaluation_doc(&asset)?;
                     evaluations::run(&state, resource.id, asset.id, doc).await
                 };
-                if ran == crate::jobs::Outcome::Ran {
+                if ran.is_ok() {
                     tracing::info!(resource = %resource.id, %kind, id = %asset.id, "unfinished job restarted");
                     restarted += 1;
                 }

@@ -40,7 +40,8 @@ impl Failure {
 /// Starts training `model` from `datasets` on a background task.
 pub(crate) fn spawn(state: AppState, resource: ResourceId, model: Uuid, datasets: Vec<Uuid>) {
     tokio::spawn(async move {
-        run(&state, resource, model, &datasets).await;
+        // Not run here: another node holds the job (it runs it) or this node runs it already.
+        let _ = run(&state, resource, model, &datasets).await;
     });
 }
 
@@ -52,7 +53,7 @@ pub(crate) async fn run(
     resource: ResourceId,
     model: Uuid,
     datasets: &[Uuid],
-) -> crate::jobs::Outcome {
+) -> Result<(), crate::jobs::NotRun> {
     let job = format!("train/{resource}/{model}");
     crate::jobs::run_leased(state, &job, || async {
         if !super::resume::unfinished_one(state, resource, AssetKind::Model, model).await {

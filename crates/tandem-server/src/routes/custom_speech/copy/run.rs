@@ -74,6 +74,25 @@ pub(crate) async fn run(
     resource: ResourceId,
     op: Uuid,
 ) -> Result<Value, CopyError> {
+    // One node of the region runs an operation at a time ([`crate::jobs`]).
+    let job = format!("copy/{resource}/{op}");
+    match crate::jobs::run_leased(state, &job, || run_unleased(state, resource, op)).await {
+        Ok(r) => r,
+        Err(why) => Err(CopyError::Unavailable(format!(
+            "copy operation {op} is running {}",
+            match why {
+                crate::jobs::NotRun::HeldElsewhere => "on another node of this region",
+                crate::jobs::NotRun::AlreadyRunning => "already",
+            }
+        ))),
+    }
+}
+
+async fn run_unleased(
+    state: &AppState,
+    resource: ResourceId,
+    op: Uuid,
+) -> Result<Value, CopyError> {
     let meta = &state.store().meta;
     let asset = meta
         .get_asset(resource, AssetKind::CopyOperation, op)
