@@ -11,6 +11,7 @@ mod custom_speech;
 mod failover;
 mod gateway;
 mod http_path;
+mod nodes;
 mod replication;
 mod speaker;
 mod stats;
@@ -123,7 +124,20 @@ enum What {
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
-    /// Everything above but `backup` and `storage`.
+    /// One node against two nodes of one region (sharing its data directory): TTS and STT
+    /// requests per second under the same closed-loop load, and per core.
+    Nodes {
+        /// Seconds of load per configuration.
+        #[arg(long, default_value_t = 15)]
+        secs: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// `engine_workers` of each node (default: the region's default sizing).
+        #[arg(long)]
+        engine_workers: Option<usize>,
+    },
+    /// Everything above but `backup`, `storage` and `nodes`.
     All,
 }
 
@@ -155,6 +169,11 @@ async fn main() -> anyhow::Result<()> {
         What::Copy { reps, large_mb } => copy::run(&cli.bin, &cli.out, reps, large_mb).await?,
         What::Backup { reps } => backup::run(&cli.bin, &cli.out, reps).await?,
         What::Storage { mb, reps } => storage::run(&cli.out, mb, reps).await?,
+        What::Nodes {
+            secs,
+            clients,
+            engine_workers,
+        } => nodes::run(&cli.bin, &cli.out, secs, clients, engine_workers).await?,
         What::All => {
             stt::run(&cli.bin, &cli.out, &model_dir, None).await?;
             tts::run(&cli.bin, &cli.out, 5).await?;
