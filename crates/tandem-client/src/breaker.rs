@@ -6,6 +6,8 @@
 //! period ends and the prober sends `GET /readyz` → Recovering on success (the region serves
 //! only when no closed region is left) → Closed after `failback_after` of successful probes,
 //! which is the failback. A failed probe, or a failed call while recovering, trips it again.
+//! With no failback delay (the breaker of one node of a region, whose nodes are alike), the
+//! first successful probe closes it.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -205,6 +207,13 @@ impl Breaker {
         match (self.state, ok) {
             (State::HalfOpen | State::Recovering { .. }, false) => {
                 ProbeEffect::Tripped(self.trip(now, unit))
+            }
+            // No failback delay (a node of a region): the first good probe closes it.
+            (State::HalfOpen, true) if failback_after.is_zero() => {
+                self.state = State::Closed { since: now };
+                self.trips_in_row = 0;
+                self.consecutive = 0;
+                ProbeEffect::FailedBack
             }
             (State::HalfOpen, true) => {
                 self.state = State::Recovering { since: now };

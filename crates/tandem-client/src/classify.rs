@@ -84,6 +84,27 @@ pub fn classify(outcome: &Outcome) -> Class {
     }
 }
 
+/// Whether an outcome is the fault of the node that gave it, so that the same request is
+/// tried at once on another node of the region (when it has several) and the node's breaker
+/// counts it: no answer at all (refused, reset, timeout, DNS, TLS…) or a 5xx. Not a node's
+/// fault: any answer below 500 (408 and 429 included: the node is alive, and a quota is the
+/// region's), and a 5xx with `x-tandem-redirect`, which speaks for the whole region.
+///
+/// | outcome | node fault |
+/// |---|---|
+/// | any transport error | yes |
+/// | 500, 501, 502, 503, 504 … | yes |
+/// | 5xx with `x-tandem-redirect` | no |
+/// | 2xx, 4xx (408 and 429 included) | no |
+pub(crate) fn node_fault(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Transport(_) => true,
+        Outcome::Status {
+            status, redirect, ..
+        } => (500..=599).contains(status) && !redirect,
+    }
+}
+
 /// Whether the answer carries `x-tandem-redirect` (any value).
 pub(crate) fn redirect(headers: &http::HeaderMap) -> bool {
     headers.contains_key("x-tandem-redirect")

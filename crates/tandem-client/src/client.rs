@@ -30,6 +30,8 @@ pub struct Answered<T> {
     pub value: T,
     /// The region that answered.
     pub region: String,
+    /// The node (endpoint) of the region that answered.
+    pub node: String,
     /// Attempts made in total, over every region.
     pub attempts: u32,
     /// Times the call moved on to another region.
@@ -154,7 +156,16 @@ impl TandemClient {
                     entry.name
                 )));
             }
-            regions.push(Arc::new(Region::new(entry, key, &p, now)));
+            let region = Region::new(entry, key, &p, now);
+            if region.balanced() {
+                for node in &region.nodes {
+                    metrics
+                        .node_ejected
+                        .with_label_values(&[&region.entry.name, &node.endpoint])
+                        .set(0);
+                }
+            }
+            regions.push(Arc::new(region));
         }
         let engine = Arc::new(Engine {
             budget: Arc::new(RetryBudget::new(
@@ -267,6 +278,7 @@ impl TandemClient {
                 body: resp.body,
             },
             region: answered.region,
+            node: answered.node,
             attempts: answered.attempts,
             failovers: answered.failovers,
         })
@@ -334,6 +346,9 @@ impl TandemClient {
         Ok(Answered {
             value: resp,
             region: engine.name(walked.tried.region).to_string(),
+            node: engine
+                .endpoint(walked.tried.region, walked.tried.node)
+                .to_string(),
             attempts: walked.attempts,
             failovers: walked.failovers,
         })
@@ -381,10 +396,12 @@ impl TandemClient {
 /// Turns the decisive region result of a walk over `engine` into a value or a typed error.
 pub(crate) fn finish_in(engine: &Engine, w: Walked) -> Result<Answered<Response>> {
     let region = engine.name(w.tried.region).to_string();
+    let node = engine.endpoint(w.tried.region, w.tried.node).to_string();
     match w.tried.result {
         RegionResult::Ok(r) => Ok(Answered {
             value: r,
             region,
+            node,
             attempts: w.attempts,
             failovers: w.failovers,
         }),

@@ -28,13 +28,20 @@ pub struct ClientConfig {
 }
 
 /// One region the client may send traffic to.
+///
+/// In TOML a region served by one node gives `endpoint = "http://…"`; a region served by
+/// several `tandem serve` nodes behind one name gives `endpoints = ["http://…", "http://…"]`
+/// (exactly one of the two). The client sends a region's calls to its nodes round-robin; a
+/// node that fails a try (no answer, or a 5xx) is skipped for that call, and ejected when its
+/// own breaker trips, until a readiness probe passes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RegionEntryToml", into = "RegionEntryToml")]
 pub struct RegionEntry {
     /// The region's name (`westus`); unique in the file.
     pub name: String,
-    /// Base URL, e.g. `http://127.0.0.1:5001`.
-    pub endpoint: String,
+    /// The base URLs of the region's nodes, e.g. `["http://127.0.0.1:5001"]`; at least one.
+    /// In TOML: `endpoint = "…"` for one node, `endpoints = ["…", "…"]` for several.
+    pub endpoints: Vec<String>,
     /// The resource key for this region.
     #[serde(default)]
     pub key: Option<String>,
@@ -47,6 +54,84 @@ pub struct RegionEntry {
     /// Custom voice deployment id in this region, sent as `deploymentId`.
     #[serde(default)]
     pub voice_deployment_id: Option<String>,
+}
+
+/// A [`RegionEntry`] as written in TOML: `endpoint` or `endpoints`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionEntryToml {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoints: Option<Vec<String>>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    cid: Option<String>,
+    #[serde(default)]
+    voice_deployment_id: Option<String>,
+}
+
+impl TryFrom<RegionEntryToml> for RegionEntry {
+    type Error = String;
+
+    fn try_from(t: RegionEntryToml) -> std::result::Result<Self, String> {
+        let name = &t.name;
+        let endpoints = match (t.endpoint, t.endpoints) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "region {name}: give endpoint or endpoints, not both"
+                ))
+            }
+            (Some(e), None) => vec![e],
+            (None, Some(list)) if !list.is_empty() => list,
+            _ => {
+                return Err(format!(
+                    "region {name}: give endpoint, or endpoints with at least one URL"
+                ))
+            }
+        };
+        let endpoints = endpoints
+            .into_iter()
+            .map(|u| {
+                let u = u.trim().to_owned();
+                if u.is_empty() || u.contains(char::is_whitespace) {
+                    Err(format!("region {name}: {u:?} is not one URL"))
+                } else {
+                    Ok(u)
+                }
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RegionEntry {
+            name: t.name,
+            endpoints,
+            key: t.key,
+            key_file: t.key_file,
+            cid: t.cid,
+            voice_deployment_id: t.voice_deployment_id,
+        })
+    }
+}
+
+impl From<RegionEntry> for RegionEntryToml {
+    fn from(r: RegionEntry) -> Self {
+        let (endpoint, endpoints) = match r.endpoints.len() {
+            1 => (r.endpoints.into_iter().next(), None),
+            _ => (None, Some(r.endpoints)),
+        };
+        RegionEntryToml {
+            name: r.name,
+            endpoint,
+            endpoints,
+            key: r.key,
+            key_file: r.key_file,
+            cid: r.cid,
+            voice_deployment_id: r.voice_deployment_id,
+        }
+    }
 }
 
 /// The resilience policy. Every field has a default; durations are in milliseconds.
@@ -266,11 +351,27 @@ impl ClientConfig {
                     r.name
                 )));
             }
-            if !(r.endpoint.starts_with("http://") || r.endpoint.starts_with("https://")) {
+            let nodes = r.endpoints();
+            if nodes.is_empty() {
                 return Err(ClientError::Config(format!(
-                    "region {}: endpoint must be an http:// or https:// URL",
+                    "region {}: give endpoint, or endpoints with at least one URL",
                     r.name
                 )));
+            }
+            let mut urls = HashSet::new();
+            for e in nodes {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(ClientError::Config(format!(
+                        "region {}: endpoint {e:?} must be an http:// or https:// URL",
+                        r.name
+                    )));
+                }
+                if !urls.insert(e.trim_end_matches('/')) {
+                    return Err(ClientError::Config(format!(
+                        "region {}: endpoint {e:?} is listed twice",
+                        r.name
+                    )));
+                }
             }
         }
         if self.gateway_key.is_some() && self.gateway_key_file.is_some() {
@@ -291,6 +392,28 @@ impl ClientConfig {
 }
 
 impl RegionEntry {
+    /// A region served by one node, at `url`, with everything else unset.
+    pub fn single(name: impl Into<String>, url: impl Into<String>) -> Self {
+        RegionEntry {
+            name: name.into(),
+            endpoints: vec![url.into()],
+            key: None,
+            key_file: None,
+            cid: None,
+            voice_deployment_id: None,
+        }
+    }
+
+    /// The region's nodes (base URLs), in configuration order.
+    pub fn endpoints(&self) -> Vec<&str> {
+        self.endpoints.iter().map(String::as_str).collect()
+    }
+
+    /// The first node's base URL (the only one of a one-node region).
+    pub fn endpoint(&self) -> &str {
+        self.endpoints.first().map_or("", String::as_str)
+    }
+
     /// The region's resource key, from `key` or `key_file`.
     pub fn resolve_key(&self) -> Result<String> {
         secret(self.key.as_deref(), self.key_file.as_deref())?

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::backoff::{Backoff, RetryBudget};
 use crate::breaker::BreakerState;
-use crate::classify::{classify, redirect, retry_after, Class, Outcome};
+use crate::classify::{classify, node_fault, redirect, retry_after, Class, Outcome};
 use crate::config::{CallKind, Policy, RegionEntry};
 use crate::observe::{ClientEvent, Metrics};
 pub(crate) use crate::region::{Auth, Region};
@@ -79,6 +79,8 @@ pub(crate) enum RegionResult<R = Response> {
 #[derive(Debug)]
 pub(crate) struct Tried<R = Response> {
     pub region: usize,
+    /// The node of the region's last attempt.
+    pub node: usize,
     pub attempts: u32,
     pub result: RegionResult<R>,
 }
@@ -127,6 +129,23 @@ impl Engine {
         &self.regions[idx].entry.name
     }
 
+    /// A node's base URL, as events and metrics name it.
+    pub fn endpoint(&self, idx: usize, node: usize) -> &str {
+        &self.regions[idx].nodes[node].endpoint
+    }
+
+    /// The transport's index of a node: the nodes of every region in order, regions in
+    /// priority order (so the region's index when every region has one node).
+    pub fn slot(&self, idx: usize, node: usize) -> usize {
+        let before: usize = self.regions[..idx].iter().map(|r| r.nodes.len()).sum();
+        before + node
+    }
+
+    /// How many transport indices the route set uses.
+    pub fn slots(&self) -> usize {
+        self.regions.iter().map(|r| r.nodes.len()).sum()
+    }
+
     /// The region's name in metric labels and events: `westus`, or `westus/speaker`.
     pub fn label(&self, idx: usize) -> String {
         format!("{}{}", self.name(idx), self.suffix)
@@ -154,9 +173,12 @@ impl Engine {
     }
 
     /// The region's bearer token, fetched from its STS when missing, near expiry or `stale`.
+    /// The token is the region's, whichever node issued it: a region's nodes share its STS
+    /// secret, so any of them accepts it.
     async fn token(
         &self,
         idx: usize,
+        node: usize,
         stale: Option<&str>,
     ) -> Result<String, (Outcome, Option<Response>)> {
         let region = &self.regions[idx];
@@ -178,7 +200,7 @@ impl Engine {
                 timeout: self.policy.timeout(CallKind::Sts),
             };
             let resp = self
-                .send(idx, req)
+                .send_node(idx, node, req)
                 .await
                 .map_err(|e| (Outcome::Transport(e), None))?;
             if resp.status.is_success() {
@@ -196,27 +218,52 @@ impl Engine {
         if fetched {
             self.emit(ClientEvent::TokenRefresh {
                 region: region.entry.name.clone(),
+                node: self.endpoint(idx, node).to_string(),
             });
         }
         Ok(token)
     }
 
-    /// Sends through the transport under the request's timeout (tokio time, so tests pause it).
+    /// Sends to the region's first node in rotation (its first node when none is), under the
+    /// request's timeout. The round-robin turn of calls is left alone.
     pub async fn send(&self, idx: usize, req: Request) -> Result<Response, TransportError> {
-        self.send_as(idx, req).await
+        let region = &self.regions[idx];
+        let node = (0..region.nodes.len())
+            .find(|&n| region.in_rotation(n))
+            .unwrap_or(0);
+        self.send_node(idx, node, req).await
+    }
+
+    /// Sends to one node through the transport under the request's timeout (tokio time, so
+    /// tests pause it).
+    pub async fn send_node(
+        &self,
+        idx: usize,
+        node: usize,
+        req: Request,
+    ) -> Result<Response, TransportError> {
+        self.send_as(idx, node, req).await
     }
 
     /// Sends through the transport under the request's timeout, reading the answer as `R`. For
     /// a [`StreamingResponse`] the timeout covers the response head only.
-    async fn send_as<R: Reply>(&self, idx: usize, req: Request) -> Result<R, TransportError> {
+    async fn send_as<R: Reply>(
+        &self,
+        idx: usize,
+        node: usize,
+        req: Request,
+    ) -> Result<R, TransportError> {
         let timeout = req.timeout;
-        let fetch = R::fetch(self.transport.as_ref(), idx, req);
+        let fetch = R::fetch(self.transport.as_ref(), self.slot(idx, node), req);
         let result = match tokio::time::timeout(timeout, fetch).await {
             Ok(r) => r,
             Err(_) => Err(TransportError::Timeout),
         };
         if result.is_ok() {
-            *self.regions[idx].last_answer.lock().expect("answer lock") = Some(Instant::now());
+            let now = Some(Instant::now());
+            let region = &self.regions[idx];
+            *region.last_answer.lock().expect("answer lock") = now;
+            *region.nodes[node].last_answer.lock().expect("answer lock") = now;
         }
         result
     }
@@ -225,6 +272,7 @@ impl Engine {
     async fn attempt<R: Reply>(
         &self,
         idx: usize,
+        node: usize,
         base: &Request,
         stale: Option<&str>,
     ) -> (Outcome, Option<R>, Option<String>, bool) {
@@ -235,7 +283,7 @@ impl Engine {
                 self.regions[idx].key.clone(),
                 None,
             ),
-            Auth::Token => match self.token(idx, stale).await {
+            Auth::Token => match self.token(idx, node, stale).await {
                 Ok(t) => (AUTHORIZATION, format!("Bearer {t}"), Some(t)),
                 Err((outcome, resp)) => return (outcome, resp.map(R::from_buffered), None, true),
             },
@@ -251,7 +299,7 @@ impl Engine {
             }
         };
         let started = Instant::now();
-        match self.send_as::<R>(idx, req).await {
+        match self.send_as::<R>(idx, node, req).await {
             Ok(resp) => {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let mut ewma = self.regions[idx].ewma_ms.lock().expect("ewma lock");
@@ -314,9 +362,17 @@ impl Engine {
         });
     }
 
-    /// Up to `max_attempts` attempts on one region, with backoff and the retry budget.
+    /// Up to `max_attempts` rounds of attempts on one region, with backoff and the retry
+    /// budget between rounds.
     ///
-    /// Transient outcomes are retried after [`Backoff::delay`] while attempts and budget last
+    /// A round is one try, except in a region with several nodes: there a node's fault
+    /// ([`node_fault`]: no answer, or a 5xx) is counted by the node's breaker and the same
+    /// request goes at once, without backoff, to the next node in rotation that has not failed
+    /// this round. The round ends with an answer, or when no such node is left; then its last
+    /// outcome is the region's, as for a one-node region. So a dead node costs a call nothing,
+    /// and the region counts as failed only when every node it could try failed.
+    ///
+    /// Transient outcomes are retried after [`Backoff::delay`] while rounds and budget last
     /// (and a `Retry-After` is no longer than the per-try timeout); then the region counts as
     /// failed. A 401 refetches the token once, without backoff.
     ///
@@ -330,18 +386,29 @@ impl Engine {
         build: Build<'_>,
     ) -> Tried<R> {
         let name = self.label(idx);
-        let mut base = build(&self.regions[idx].entry);
+        let region = &self.regions[idx];
+        let mut base = build(&region.entry);
         base.timeout = self.policy.timeout(kind);
-        let mut attempts = 0;
-        let mut retries = 0;
+        let (mut attempts, mut rounds, mut retries) = (0, 0, 0);
         let mut stale: Option<String> = None;
         let mut refreshed = false;
+        // Nodes that failed this round, and the node chosen for the next try.
+        let mut failed: Vec<usize> = Vec::new();
+        let mut next: Option<usize> = None;
         loop {
+            // `pick` always finds a node when a round starts (no node has failed yet).
+            let node = next.take().or_else(|| region.pick(&failed)).unwrap_or(0);
             attempts += 1;
-            let span = tracing::debug_span!("attempt", region = %name, attempt = attempts);
+            let span = tracing::debug_span!(
+                "attempt",
+                region = %name,
+                node = self.endpoint(idx, node),
+                attempt = attempts
+            );
             let started = Instant::now();
+            let stale_now = stale.take();
             let (outcome, resp, token, from_sts) = self
-                .attempt::<R>(idx, &base, stale.take().as_deref())
+                .attempt::<R>(idx, node, &base, stale_now.as_deref())
                 .instrument(span)
                 .await;
             let class = classify(&outcome);
@@ -356,8 +423,28 @@ impl Engine {
                 .requests
                 .with_label_values(&[&name, label])
                 .inc();
+            self.metrics
+                .node_requests
+                .with_label_values(&[&name, self.endpoint(idx, node), label])
+                .inc();
+            if region.balanced() {
+                let fault = node_fault(&outcome);
+                self.node_outcome(idx, node, fault, &outcome, started);
+                if fault {
+                    failed.push(node);
+                    if let Some(other) = region.pick(&failed) {
+                        self.node_retry(idx, node, other, &outcome);
+                        next = Some(other);
+                        stale = stale_now;
+                        continue;
+                    }
+                }
+            }
+            failed.clear();
+            rounds += 1;
             let done = |result| Tried {
                 region: idx,
+                node,
                 attempts,
                 result,
             };
@@ -388,7 +475,7 @@ impl Engine {
                 // A Retry-After longer than a whole try is not waited for: the next region is
                 // a better bet than an idle wait.
                 (Class::Transient { retry_after }, _)
-                    if attempts < self.policy.max_attempts
+                    if rounds < self.policy.max_attempts
                         && retry_after.is_none_or(|ra| ra <= base.timeout)
                         && self.budget.withdraw() =>
                 {
@@ -400,6 +487,7 @@ impl Engine {
                     tracing::debug!(region = %name, attempt = attempts, ?delay, "retrying");
                     self.emit(ClientEvent::Retry {
                         region: name.clone(),
+                        node: self.endpoint(idx, node).to_string(),
                         attempt: attempts,
                         delay,
                     });

@@ -12,9 +12,10 @@ use crate::config::RegionEntry;
 use crate::error::{ClientError, Result};
 use crate::transport::{Request, Response, StreamingResponse, Transport, TransportError};
 
-/// reqwest-based transport (plain HTTP; TLS is not compiled in).
+/// reqwest-based transport (plain HTTP; TLS is not compiled in). Its indices are the nodes of
+/// every region in order, regions in configuration order (see [`Transport`]).
 pub struct HttpTransport {
-    regions: Vec<(String, reqwest::Client)>,
+    nodes: Vec<(String, reqwest::Client)>,
 }
 
 /// A failed name lookup, recognised by type in the error chain.
@@ -41,22 +42,23 @@ impl reqwest::dns::Resolve for Resolver {
 }
 
 impl HttpTransport {
-    /// One client (and so one pool) per region.
+    /// One client (and so one pool) per node of each region.
     pub fn new(regions: &[RegionEntry]) -> Result<Self> {
         let resolver = Arc::new(Resolver);
-        let regions = regions
+        let nodes = regions
             .iter()
-            .map(|r| {
+            .flat_map(|r| r.endpoints().into_iter().map(move |e| (r, e)))
+            .map(|(r, endpoint)| {
                 let client = reqwest::Client::builder()
                     .no_proxy()
                     .dns_resolver(resolver.clone())
                     .pool_max_idle_per_host(32)
                     .build()
                     .map_err(|e| ClientError::Config(format!("region {}: {e}", r.name)))?;
-                Ok((r.endpoint.trim_end_matches('/').to_string(), client))
+                Ok((endpoint.trim_end_matches('/').to_string(), client))
             })
             .collect::<Result<_>>()?;
-        Ok(HttpTransport { regions })
+        Ok(HttpTransport { nodes })
     }
 }
 
@@ -110,9 +112,9 @@ impl HttpTransport {
         req: Request,
     ) -> Result<reqwest::RequestBuilder, TransportError> {
         let (base, client) = self
-            .regions
+            .nodes
             .get(region_idx)
-            .ok_or_else(|| TransportError::Other("no such region".into()))?;
+            .ok_or_else(|| TransportError::Other("no such node".into()))?;
         if base.starts_with("https://") {
             // Built without a TLS stack: an https endpoint can never work.
             return Err(TransportError::Tls);

@@ -25,6 +25,7 @@ mod engine;
 mod error;
 mod failover;
 mod http;
+mod nodes;
 mod observe;
 mod prober;
 mod region;
@@ -37,6 +38,8 @@ mod wire;
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod nodes_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
@@ -51,7 +54,7 @@ pub use client::{Answered, ForwardRequest, ForwardResponse, RecognizeOptions, Ta
 pub use config::{CallKind, ClientConfig, Policy, RegionEntry};
 pub use error::{ClientError, Result};
 pub use http::HttpTransport;
-pub use observe::{ClientEvent, RegionStatus};
+pub use observe::{ClientEvent, NodeStatus, RegionStatus};
 pub use speaker::TransportFactory;
 pub use speaker_api::{SpeakerKind, SPEAKER_API_VERSION};
 pub use token::TOKEN_LIFETIME;

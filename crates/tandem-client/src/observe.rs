@@ -17,6 +17,8 @@ pub enum ClientEvent {
     Retry {
         /// The region.
         region: String,
+        /// The node (endpoint) whose answer is retried.
+        node: String,
         /// The attempt that failed (1-based).
         attempt: u32,
         /// The backoff before the next attempt.
@@ -45,6 +47,8 @@ pub enum ClientEvent {
     TokenRefresh {
         /// The region.
         region: String,
+        /// The node (endpoint) that issued it; the token is valid on every node of the region.
+        node: String,
     },
     /// Discovery learned a configured region's pair, or saw it change (`None`: it has none).
     Discovered {
@@ -52,6 +56,33 @@ pub enum ClientEvent {
         region: String,
         /// The name of its pair.
         pair: Option<String>,
+    },
+    /// A node of a region failed a try (no answer, or a 5xx): the same request went at once
+    /// to another node of the region. Not a failover: the region did not fail.
+    NodeRetry {
+        /// The region.
+        region: String,
+        /// The node that failed.
+        from: String,
+        /// The node tried next.
+        to: String,
+    },
+    /// A node's breaker tripped (or a probe of it failed): it gets no calls until a readiness
+    /// probe passes.
+    NodeEjected {
+        /// The region.
+        region: String,
+        /// The node (endpoint).
+        node: String,
+        /// How long until it is probed.
+        open_for: Duration,
+    },
+    /// An ejected node passed its readiness probe and takes calls again.
+    NodeReadmitted {
+        /// The region.
+        region: String,
+        /// The node (endpoint).
+        node: String,
     },
     /// A slow call was also sent to the next region.
     Hedge {
@@ -67,7 +98,7 @@ pub enum ClientEvent {
 pub struct RegionStatus {
     /// Region name.
     pub name: String,
-    /// Region endpoint.
+    /// Region endpoint (its first node's, when it has several).
     pub endpoint: String,
     /// Breaker state.
     pub state: BreakerState,
@@ -79,6 +110,22 @@ pub struct RegionStatus {
     pub ewma_latency_ms: f64,
     /// Whether new calls go here first.
     pub preferred: bool,
+    /// The region's nodes, each with its own breaker, when it has several; empty for a
+    /// one-node region, whose breaker is the region's.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node's health, in a region with several nodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// The node's base URL.
+    pub endpoint: String,
+    /// Its breaker: `Closed` in rotation; otherwise ejected.
+    pub state: BreakerState,
+    /// Whether it takes calls.
+    pub in_rotation: bool,
+    /// Consecutive faults.
+    pub consecutive_failures: u32,
 }
 
 /// The client's counters, in a registry it owns.
@@ -91,6 +138,10 @@ pub(crate) struct Metrics {
     pub failbacks: IntCounter,
     pub trips: IntCounter,
     pub breaker_state: IntGaugeVec,
+    pub node_requests: IntCounterVec,
+    pub node_retries: IntCounter,
+    pub node_ejections: IntCounterVec,
+    pub node_ejected: IntGaugeVec,
 }
 
 impl Metrics {
@@ -123,7 +174,35 @@ impl Metrics {
             &["region"],
         )
         .expect("valid metric");
-        for c in [&retries, &failovers, &failbacks, &trips] {
+        let node_requests = IntCounterVec::new(
+            Opts::new(
+                "tandem_client_node_requests_total",
+                "Attempts by region, node and outcome.",
+            ),
+            &["region", "node", "outcome"],
+        )
+        .expect("valid metric");
+        let node_retries = counter(
+            "tandem_client_node_retries_total",
+            "Tries moved to another node of the same region.",
+        );
+        let node_ejections = IntCounterVec::new(
+            Opts::new(
+                "tandem_client_node_ejections_total",
+                "Nodes taken out of rotation (breaker trips and failed probes).",
+            ),
+            &["region", "node"],
+        )
+        .expect("valid metric");
+        let node_ejected = IntGaugeVec::new(
+            Opts::new(
+                "tandem_client_node_ejected",
+                "1 while the node is out of rotation, 0 in it.",
+            ),
+            &["region", "node"],
+        )
+        .expect("valid metric");
+        for c in [&retries, &failovers, &failbacks, &trips, &node_retries] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -134,6 +213,14 @@ impl Metrics {
         registry
             .register(Box::new(breaker_state.clone()))
             .expect("unique metric");
+        for v in [&node_requests, &node_ejections] {
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+        }
+        registry
+            .register(Box::new(node_ejected.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             requests,
@@ -142,6 +229,10 @@ impl Metrics {
             failbacks,
             trips,
             breaker_state,
+            node_requests,
+            node_retries,
+            node_ejections,
+            node_ejected,
         }
     }
 
@@ -163,10 +254,25 @@ pub(crate) fn status_of(engine: &Engine) -> Vec<RegionStatus> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
+            let nodes = match r.balanced() {
+                false => Vec::new(),
+                true => (0..r.nodes.len())
+                    .map(|n| {
+                        let b = r.nodes[n].breaker.lock().expect("node breaker lock");
+                        NodeStatus {
+                            endpoint: r.nodes[n].endpoint.clone(),
+                            state: b.state(),
+                            in_rotation: b.state() == BreakerState::Closed,
+                            consecutive_failures: b.consecutive_failures(),
+                        }
+                    })
+                    .collect(),
+            };
             let b = r.breaker.lock().expect("breaker lock");
             RegionStatus {
                 name: r.entry.name.clone(),
-                endpoint: r.entry.endpoint.clone(),
+                endpoint: r.nodes[0].endpoint.clone(),
+                nodes,
                 state: b.state(),
                 consecutive_failures: b.consecutive_failures(),
                 healthy_for_ms: b.healthy_for(now).as_millis() as u64,

@@ -23,7 +23,7 @@ fn config(n: usize, tweak: impl FnOnce(&mut Policy)) -> ClientConfig {
         regions: (0..n)
             .map(|i| RegionEntry {
                 name: NAMES[i].into(),
-                endpoint: format!("http://127.0.0.1:{}", 5001 + i),
+                endpoints: vec![format!("http://127.0.0.1:{}", 5001 + i)],
                 key: Some(format!("key{i}")),
                 key_file: None,
                 cid: None,
@@ -189,7 +189,8 @@ async fn exhausted_attempts_fail_over_with_the_next_regions_token() {
         to: "eastus".into()
     }));
     assert!(evs.contains(&ClientEvent::TokenRefresh {
-        region: "eastus".into()
+        region: "eastus".into(),
+        node: "http://127.0.0.1:5002".into()
     }));
     assert_eq!(c.status()[0].consecutive_failures, 1);
 }

@@ -30,8 +30,8 @@ pub(crate) struct Pair {
     pub endpoint: String,
 }
 
-/// The configured regions' transport for the first `base_len` indices, then one transport per
-/// discovered pair.
+/// The configured regions' transport for the first `base_len` indices (their nodes), then one
+/// transport per discovered pair (one node each).
 struct SpeakerTransport {
     base: Arc<dyn Transport>,
     base_len: usize,
@@ -131,7 +131,7 @@ impl SpeakerRoutes {
             .collect();
         let transport = Arc::new(SpeakerTransport {
             base: main.transport.clone(),
-            base_len: main.regions.len(),
+            base_len: main.slots(),
             extra: Vec::new(),
         });
         let engine = main.sibling(regions, transport, Auth::Key, "/readyz/speaker", "/speaker");
@@ -196,7 +196,7 @@ impl SpeakerRoutes {
                 }
             };
             let kept = old.regions[n..].iter().find(|r| {
-                r.entry.name == pair.name && r.entry.endpoint == pair.endpoint && r.key == key
+                r.entry.name == pair.name && r.entry.endpoints == [pair.endpoint.clone()] && r.key == key
             });
             let region = match kept {
                 Some(r) => r.clone(),
@@ -207,7 +207,7 @@ impl SpeakerRoutes {
         }
         let transport = Arc::new(SpeakerTransport {
             base: main.transport.clone(),
-            base_len: n,
+            base_len: main.slots(),
             extra,
         });
         let engine = main.sibling(regions, transport, Auth::Key, "/readyz/speaker", "/speaker");
@@ -235,7 +235,7 @@ impl SpeakerRoutes {
 fn entry(pair: &Pair, key: &str) -> RegionEntry {
     RegionEntry {
         name: pair.name.clone(),
-        endpoint: pair.endpoint.clone(),
+        endpoints: vec![pair.endpoint.clone()],
         key: Some(key.to_string()),
         key_file: None,
         cid: None,

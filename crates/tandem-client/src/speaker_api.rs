@@ -53,6 +53,7 @@ fn json_or_null(a: Answered<Response>) -> Result<Answered<serde_json::Value>> {
     Ok(Answered {
         value,
         region: a.region,
+        node: a.node,
         attempts: a.attempts,
         failovers: a.failovers,
     })

@@ -30,7 +30,7 @@ fn config(tweak: impl FnOnce(&mut Policy)) -> ClientConfig {
     ClientConfig {
         regions: vec![RegionEntry {
             name: "westus".into(),
-            endpoint: "http://127.0.0.1:5001".into(),
+            endpoints: vec!["http://127.0.0.1:5001".into()],
             key: Some("key0".into()),
             key_file: None,
             cid: None,
@@ -50,7 +50,7 @@ fn client(doc: Option<&str>, tweak: impl FnOnce(&mut Policy)) -> (TandemClient, 
     }
     let f = fake.clone();
     let factory: TransportFactory = Arc::new(move |e: &RegionEntry| {
-        let port: usize = e.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let port: usize = e.endpoint().rsplit(':').next().unwrap().parse().unwrap();
         let t: Arc<dyn Transport> = Arc::new(View(f.clone(), port - 5001));
         Ok(t)
     });

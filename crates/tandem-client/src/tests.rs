@@ -212,6 +212,61 @@ async fn breaker_half_open_recovers_then_fails_back_after_the_healthy_period() {
     assert!(b.healthy_for(Instant::now()) >= MS(10_000));
 }
 
+#[tokio::test(start_paused = true)]
+async fn breaker_without_failback_delay_closes_on_the_first_good_probe() {
+    // A node's breaker: no failback period.
+    let mut b = Breaker::new(&policy(0.0), Instant::now());
+    while b.on_failure(Instant::now(), 0.0).is_none() {}
+    advance(MS(1000)).await;
+    assert!(b.probe_due(Instant::now()));
+    assert_eq!(
+        b.on_probe(false, Instant::now(), Duration::ZERO, 0.0),
+        ProbeEffect::Tripped(MS(2000))
+    );
+    advance(MS(2000)).await;
+    assert!(b.probe_due(Instant::now()));
+    assert_eq!(
+        b.on_probe(true, Instant::now(), Duration::ZERO, 0.0),
+        ProbeEffect::FailedBack
+    );
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(b.open_ceiling(), MS(1000));
+}
+
+#[test]
+fn node_fault_table() {
+    use crate::classify::node_fault;
+    use TransportError as T;
+    let st = |status: u16, redirect| Outcome::Status {
+        status,
+        retry_after: None,
+        redirect,
+    };
+    let table = [
+        (Outcome::Transport(T::Refused), true),
+        (Outcome::Transport(T::Reset), true),
+        (Outcome::Transport(T::Timeout), true),
+        (Outcome::Transport(T::Dns), true),
+        (Outcome::Transport(T::Tls), true),
+        (Outcome::Transport(T::Other("x".into())), true),
+        (st(500, false), true),
+        (st(501, false), true),
+        (st(502, false), true),
+        (st(503, false), true),
+        (st(504, false), true),
+        // A region catching up speaks for all its nodes.
+        (st(503, true), false),
+        (st(200, false), false),
+        (st(401, false), false),
+        (st(404, false), false),
+        (st(408, false), false),
+        (st(429, false), false),
+    ];
+    for (outcome, want) in table {
+        assert_eq!(node_fault(&outcome), want, "{outcome:?}");
+    }
+}
+
 #[test]
 fn config_parses_with_defaults_and_validates() {
     let cfg = ClientConfig::from_toml(

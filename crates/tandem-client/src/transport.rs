@@ -96,10 +96,13 @@ pub enum TransportError {
     Other(String),
 }
 
-/// Sends requests to regions, by index in the configuration's priority order.
+/// Sends requests to regions' nodes, by index: the nodes of every region in order (`endpoint`,
+/// or each of `endpoints`), regions in the configuration's priority order. When every region
+/// has one node, the index is the region's.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
-    /// Sends `req` to region `region_idx` and returns its response, whatever the status.
+    /// Sends `req` to node `region_idx` (see [`Transport`]) and returns its response, whatever
+    /// the status.
     async fn send(&self, region_idx: usize, req: Request) -> Result<Response, TransportError>;
 
     /// Like [`Transport::send`], but returns as soon as the status and headers are in, with the

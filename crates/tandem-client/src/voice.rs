@@ -144,6 +144,7 @@ impl TandemClient {
                 let tried: Tried = e.call_region(CallKind::Tts, idx, &build).await;
                 attempts += tried.attempts;
                 let region = e.name(idx).to_string();
+                let node = e.endpoint(idx, tried.node).to_string();
                 match tried.result {
                     RegionResult::Ok(r) => {
                         let link = if n == 0 {
@@ -155,7 +156,8 @@ impl TandemClient {
                                 region: region.clone(),
                             }
                         };
-                        return Ok(synthesized(r, link, region, attempts, failovers));
+                        let at = (region, node);
+                        return Ok(synthesized(r, link, at, attempts, failovers));
                     }
                     RegionResult::Caller(r) if matches!(r.status.as_u16(), 400 | 404) => {
                         tracing::info!(region = %region, status = r.status.as_u16(), "custom voice unavailable; next link");
@@ -204,7 +206,7 @@ impl TandemClient {
         Ok(synthesized(
             a.value,
             link,
-            a.region,
+            (a.region, a.node),
             a.attempts + attempts,
             a.failovers + failovers,
         ))
@@ -235,7 +237,7 @@ impl TandemClient {
 fn synthesized(
     r: crate::transport::Response,
     link: VoiceLink,
-    region: String,
+    (region, node): (String, String),
     attempts: u32,
     failovers: u32,
 ) -> Answered<Synthesized> {
@@ -252,6 +254,7 @@ fn synthesized(
             link,
         },
         region,
+        node,
         attempts,
         failovers,
     }

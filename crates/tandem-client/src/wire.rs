@@ -33,6 +33,7 @@ pub(crate) fn json(a: Answered<Response>) -> Result<Answered<serde_json::Value>>
     Ok(Answered {
         value,
         region: a.region,
+        node: a.node,
         attempts: a.attempts,
         failovers: a.failovers,
     })

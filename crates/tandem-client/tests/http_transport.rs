@@ -16,7 +16,7 @@ use tandem_client::*;
 fn region(name: &str, endpoint: String) -> RegionEntry {
     RegionEntry {
         name: name.into(),
-        endpoint,
+        endpoints: vec![endpoint],
         key: Some("the-key".into()),
         key_file: None,
         cid: None,

@@ -72,7 +72,7 @@ async fn speaker_calls_fail_over_to_the_discovered_pair_with_the_primarys_key() 
     let cfg = ClientConfig {
         regions: vec![RegionEntry {
             name: "westus".into(),
-            endpoint: primary_endpoint,
+            endpoints: vec![primary_endpoint],
             key: Some("primary-key".into()),
             key_file: None,
             cid: None,

@@ -89,7 +89,7 @@ async fn the_gateway_streams_the_answer_as_it_arrives() {
     let cfg = ClientConfig {
         regions: vec![RegionEntry {
             name: "a".into(),
-            endpoint,
+            endpoints: vec![endpoint],
             key: Some("k".into()),
             key_file: None,
             cid: None,

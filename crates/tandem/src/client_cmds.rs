@@ -173,11 +173,15 @@ pub async fn regions(cmd: RegionsCommand) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(2))
         .build()?;
-    // One live probe per region (readiness and STS), alongside the client's own view.
+    // One live readiness probe per node of each region, alongside the client's own view.
     let mut probes = Vec::new();
-    for r in &cfg.regions {
+    for (r, endpoint) in cfg
+        .regions
+        .iter()
+        .flat_map(|r| r.endpoints().into_iter().map(move |e| (r, e)))
+    {
         let t = Instant::now();
-        let ready = http.get(format!("{}/readyz", r.endpoint)).send().await;
+        let ready = http.get(format!("{endpoint}/readyz")).send().await;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let health = match ready {
             Ok(resp) if resp.status().is_success() => "ready".to_owned(),
@@ -186,7 +190,7 @@ pub async fn regions(cmd: RegionsCommand) -> anyhow::Result<()> {
             Err(e) if e.is_connect() => "unreachable".to_owned(),
             Err(e) => format!("error: {e}"),
         };
-        probes.push((r.name.clone(), r.endpoint.clone(), health, ms));
+        probes.push((r.name.clone(), endpoint.to_owned(), health, ms));
     }
     let status = client.status();
     if json {

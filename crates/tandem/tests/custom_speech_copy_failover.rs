@@ -215,7 +215,7 @@ async fn a_copied_model_answers_identically_and_takes_over_when_its_region_dies(
     };
     let region_entry = |name: &str, endpoint: String, key: &str, cid: &str| RegionEntry {
         name: name.into(),
-        endpoint,
+        endpoints: vec![endpoint],
         key: Some(key.into()),
         key_file: None,
         cid: Some(cid.into()),
