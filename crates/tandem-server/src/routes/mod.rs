@@ -1,6 +1,7 @@
 //! The route table.
 
 pub(crate) mod custom_speech;
+pub(crate) mod custom_voice;
 mod ops;
 mod replication;
 pub(crate) mod speaker;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/readyz/speaker", get(replication::readyz_speaker));
     // Custom Speech (Speech-to-text v3.2, and the v3.1 aliases).
+    let router = custom_voice::routes(router, upload_limit);
     custom_speech::routes(router, upload_limit)
         // Admin.
         .route("/admin/v1/replication", get(replication::status))

@@ -59,11 +59,23 @@ pub(crate) async fn synthesize(
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("deploymentId"))
     {
-        // Custom voice deployments are resource assets; none exists until one is deployed.
-        return Err(ApiError::NotFound(format!(
-            "custom voice deployment {id:?} does not exist in region {}",
-            state.region()
-        )));
+        // A custom voice deployment of the caller's resource (another resource's is 404).
+        let format = output_format(&headers)?;
+        let started = Instant::now();
+        let pcm =
+            super::custom_voice::synth::synthesize(&state, caller.resource.id, id, &bytes, max)
+                .await?;
+        let secs = pcm.duration_secs();
+        if secs > 0.0 {
+            state
+                .metrics()
+                .rtf
+                .with_label_values(&["tts"])
+                .observe(started.elapsed().as_secs_f64() / secs);
+        }
+        tracing::info!(resource = %caller.resource.id, deployment = %id, audio_secs = secs, format = format.name(), "synthesized with a custom voice");
+        let audio = format.encode(&pcm);
+        return Ok(([(header::CONTENT_TYPE, format.content_type())], audio).into_response());
     }
     check_content_type(&headers)?;
     let format = output_format(&headers)?;
@@ -115,14 +127,14 @@ fn locale_name(locale: &str) -> String {
 }
 
 pub(crate) async fn voices(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
     let engines = state.engines().ok_or_else(|| ApiError::Unavailable {
         message: "the speech engines are still loading".into(),
         retry_after: 2,
     })?;
-    let list: Vec<Value> = engines
+    let mut list: Vec<Value> = engines
         .tts
         .voices()
         .iter()
@@ -141,5 +153,7 @@ pub(crate) async fn voices(
             })
         })
         .collect();
+    // The caller's deployed custom voices (never another resource's).
+    list.extend(super::custom_voice::synth::voices_list(&state, caller.resource.id).await?);
     Ok(Json(Value::Array(list)))
 }

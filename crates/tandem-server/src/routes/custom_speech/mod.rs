@@ -7,7 +7,7 @@
 //! [`V3Error`], which renders every failure in v3's error shape.
 
 mod base_models;
-mod content_url;
+pub(crate) mod content_url;
 mod copy;
 mod create;
 mod crud;
