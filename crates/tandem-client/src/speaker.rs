@@ -196,7 +196,9 @@ impl SpeakerRoutes {
                 }
             };
             let kept = old.regions[n..].iter().find(|r| {
-                r.entry.name == pair.name && r.entry.endpoints == [pair.endpoint.clone()] && r.key == key
+                r.entry.name == pair.name
+                    && r.entry.endpoints == [pair.endpoint.clone()]
+                    && r.key == key
             });
             let region = match kept {
                 Some(r) => r.clone(),
