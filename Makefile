@@ -12,7 +12,7 @@ up: deps build models
 ## with a real S3-compatible server (Garage, installed once if missing) for the S3 tests.
 ## TANDEM_S3=off skips the server (the S3 tests then skip).
 test: deps models-dev
-	./scripts/s3-server.sh run $(CARGO) test --workspace --all-targets
+	./scripts/pg-server.sh run ./scripts/s3-server.sh run $(CARGO) test --workspace --all-targets
 
 deps:
 	./scripts/install-deps.sh

@@ -8,6 +8,7 @@
 mod backup;
 mod copy;
 mod custom_speech;
+mod custom_voice;
 mod failover;
 mod gateway;
 mod http_path;
@@ -137,7 +138,14 @@ enum What {
         #[arg(long)]
         engine_workers: Option<usize>,
     },
-    /// Everything above but `backup`, `storage` and `nodes`.
+    /// Custom voice: deployment time beside the guide's 3 minutes, and synthesis RTF through
+    /// `?deploymentId=` against Piper alone (needs `tandem models pull`).
+    CustomVoice {
+        /// Repetitions (deployments of each kind, and of each sentence).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// Everything above but `backup`, `storage`, `nodes` and `custom-voice`.
     All,
 }
 
@@ -169,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
         What::Copy { reps, large_mb } => copy::run(&cli.bin, &cli.out, reps, large_mb).await?,
         What::Backup { reps } => backup::run(&cli.bin, &cli.out, reps).await?,
         What::Storage { mb, reps } => storage::run(&cli.out, mb, reps).await?,
+        What::CustomVoice { reps } => custom_voice::run(&cli.bin, &cli.out, reps).await?,
         What::Nodes {
             secs,
             clients,

@@ -299,7 +299,7 @@ pub enum QuotaScope {
 }
 
 /// Where a region keeps its metadata and blobs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// Metadata database URL. Default: `sqlite://<data_dir>/tandem.db`.
@@ -309,6 +309,10 @@ pub struct StorageConfig {
     /// in an S3-compatible bucket, with the `s3_*` settings below (or the `AWS_*` environment).
     #[serde(default)]
     pub blob_url: Option<String>,
+    /// Apply pending metadata migrations when the region starts (true). With several nodes on
+    /// one database, set it to false and run `tandem migrate` once per upgrade.
+    #[serde(default = "default_true")]
+    pub migrate_on_start: bool,
     /// S3: the endpoint URL of an S3-compatible server; none for AWS. Also `AWS_ENDPOINT_URL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_endpoint: Option<String>,
@@ -325,6 +329,22 @@ pub struct StorageConfig {
 
 fn default_format_version() -> u32 {
     CONFIG_FORMAT_VERSION
+}
+fn default_true() -> bool {
+    true
+}
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            metadata_url: None,
+            blob_url: None,
+            migrate_on_start: true,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key_file: None,
+        }
+    }
 }
 fn default_job_lease_secs() -> u64 {
     30

@@ -34,6 +34,15 @@ pub enum StoreError {
         /// Highest version this build reads.
         supported: u32,
     },
+    /// The metadata database is at an older format than this build, and this open was told
+    /// not to migrate it.
+    #[error("the metadata database is at format {found}; this build needs {required}: run `tandem migrate` (or set [storage] migrate_on_start = true)")]
+    MigrationNeeded {
+        /// The format recorded in the database (0: empty).
+        found: u32,
+        /// The format this build needs.
+        required: u32,
+    },
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Database(String),

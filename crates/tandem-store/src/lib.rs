@@ -2,15 +2,16 @@
 //!
 //! Metadata (resources, key hashes, limits, speaker profiles and enrollments, Custom Speech
 //! [`Asset`]s, and what paired-region
-//! replication reads and writes: see [`replication`]) goes through the [`MetaStore`] trait; today's
-//! backend is SQLite via `sqlx` ([`SqliteMetaStore`]), chosen so that PostgreSQL is a new module and a
-//! config change, not a rewrite. Blobs go through [`BlobStore`], a thin layer over the
-//! `object_store` crate: the local filesystem or an S3-compatible bucket (`s3://`, settings in
-//! [`S3Options`]), picked by URL.
+//! replication reads and writes: see [`replication`]) goes through the [`MetaStore`] trait, on
+//! SQLite via `sqlx` ([`SqliteMetaStore`], `sqlite://PATH`: one machine) or PostgreSQL through
+//! the same SQL ([`PgMetaStore`], `postgres://…`: the nodes of a region sharing one database).
+//! Blobs go through [`BlobStore`], a thin layer over the `object_store` crate: the local
+//! filesystem or an S3-compatible bucket (`s3://`, settings in [`S3Options`]), picked by URL.
 //!
 //! Durability is the contract: a write that returned `Ok` survives `kill -9` (SQLite in WAL mode
-//! with `synchronous=FULL`; blobs fsynced with their directories). Every persisted format carries
-//! a version, and a build refuses data written by a newer one ([`StoreError::FormatTooNew`]).
+//! with `synchronous=FULL`, or PostgreSQL's commit; blobs fsynced with their directories). Every
+//! persisted format carries a version, and a build refuses data written by a newer one
+//! ([`StoreError::FormatTooNew`]).
 //! Nothing is cached: the `tandem resource` CLI and the server may share one database, and the
 //! server sees a change on its next request.
 //!
@@ -30,6 +31,7 @@ pub mod export;
 mod hlc;
 pub mod lease;
 mod model;
+mod postgres;
 pub mod replication;
 mod speaker;
 mod sqlite;
@@ -45,6 +47,7 @@ pub use export::{Cell, ExportTable, MetadataExport, Retargeted, EXPORT_FORMAT_VE
 pub use hlc::HlcClock;
 pub use lease::{Lease, LEASE_TABLE};
 pub use model::{MetaStore, NewResource, Resource};
+pub use postgres::PgMetaStore;
 pub use replication::{
     Applied, Cursor, Hlc, ProfileHeader, ReplicatedEnrollment, ReplicatedResource, ResourceSync,
     SpeakerChange, SpeakerDigest, SpeakerOp,

@@ -200,3 +200,25 @@ async fn eight_handles_opening_a_fresh_file_at_once_all_succeed() {
         }
     }
 }
+
+#[tokio::test]
+async fn without_migrating_an_older_database_is_refused_until_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = urls(&dir).0;
+    let err = SqliteMetaStore::open_with(&url, false)
+        .await
+        .expect_err("a new database needs migrating");
+    assert!(
+        matches!(err, StoreError::MigrationNeeded { found: 0, required } if required == METADATA_FORMAT_VERSION),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("tandem migrate"), "{err}");
+    let (before, after) = SqliteMetaStore::migrate_url(&url).await.unwrap();
+    assert_eq!((before, after), (0, METADATA_FORMAT_VERSION));
+    let again = SqliteMetaStore::migrate_url(&url).await.unwrap();
+    assert_eq!(again, (METADATA_FORMAT_VERSION, METADATA_FORMAT_VERSION));
+    let db = SqliteMetaStore::open_with(&url, false)
+        .await
+        .expect("migrated");
+    assert_eq!(db.schema_version().await.unwrap(), METADATA_FORMAT_VERSION);
+}

@@ -70,8 +70,10 @@ pub enum Command {
     Backup(crate::backup_cmds::BackupCommand),
     /// Restore a snapshot into a region: the same one, or another (new keys, printed once).
     ///
-    /// Every chunk is read back and checked first: a damaged snapshot is refused before
-    /// anything is written. Asset ids are kept. A region that already holds data is refused
+    /// Every chunk is checked as it is read and a file is written only once its whole hash
+    /// matches; the metadata, which makes the assets visible, is imported last. A damaged
+    /// snapshot is refused, naming the chunk, and what was written before the damage was found
+    /// is removed again. Asset ids are kept. A region that already holds data is refused
     /// unless --on-existing says what to do.
     Restore(crate::backup_cmds::RestoreArgs),
     /// Offline failover of a whole region: restore a snapshot, then make its Custom Speech
@@ -84,6 +86,23 @@ pub enum Command {
     /// checked and loaded. Then start the region with `tandem serve`: endpoint ids (the `cid`)
     /// are kept, and a region other than the snapshot's gets new keys, printed once.
     Recover(crate::recover_cmds::RecoverArgs),
+    /// Bring the region's metadata database to this build's format (versioned migrations).
+    ///
+    /// `tandem serve` migrates on start unless `[storage] migrate_on_start = false`; with
+    /// several nodes sharing one database, turn that off and run `tandem migrate` once per
+    /// upgrade, before starting the new build's nodes. Prints the format before and after.
+    Migrate(MigrateArgs),
+}
+
+/// `tandem migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The region (its config, or --region plus --data-dir).
+    #[command(flatten)]
+    pub region: RegionArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Resource subcommands.
@@ -328,5 +347,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(cmd) => crate::backup_cmds::backup(cmd).await,
         Command::Restore(args) => crate::backup_cmds::restore(args).await,
         Command::Recover(args) => crate::recover_cmds::recover(args).await,
+        Command::Migrate(args) => migrate(args).await,
     }
+}
+
+/// `tandem migrate`: applies pending metadata migrations, prints the format before and after.
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let cfg = args.region.resolve()?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", cfg.data_dir.display()))?;
+    let (before, after) = tandem_store::Store::migrate(&cfg.metadata_url()).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"region": cfg.region.as_str(), "before": before, "after": after})
+        );
+    } else if before == after {
+        println!(
+            "metadata of {} is at format {after}: nothing to do",
+            cfg.region
+        );
+    } else {
+        println!("metadata of {}: format {before} -> {after}", cfg.region);
+    }
+    Ok(())
 }

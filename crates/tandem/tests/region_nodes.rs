@@ -328,3 +328,47 @@ async fn one_node_backs_up_the_region_and_another_takes_over() {
     )
     .await;
 }
+
+/// `[storage] migrate_on_start = false` (nodes sharing a database): a process refuses a
+/// database behind its format and says to run `tandem migrate`; after it, the same command
+/// works. `tandem migrate` says what it did, and is idempotent.
+#[test]
+fn without_migrate_on_start_a_node_waits_for_tandem_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("region.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "region = \"westus\"\ndata_dir = \"{}\"\n[storage]\nmigrate_on_start = false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let tandem = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = tandem(&["resource", "list"]);
+    assert!(!ok, "a database behind the build's format is refused");
+    assert!(err.contains("tandem migrate"), "{err}");
+    let (ok, out, err) = tandem(&["migrate", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["before"], 0);
+    let format = v["after"].as_u64().unwrap();
+    assert!(format >= 8, "{v}");
+    let (ok, out, _) = tandem(&["migrate"]);
+    assert!(ok);
+    assert!(out.contains("nothing to do"), "{out}");
+    let (ok, _, err) = tandem(&["resource", "list"]);
+    assert!(ok, "after tandem migrate: {err}");
+}

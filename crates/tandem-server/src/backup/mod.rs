@@ -89,7 +89,13 @@ pub async fn open_region_store(
     .map_err(|(path, reason)| {
         tandem_store::StoreError::Blob(format!("reading the S3 secret file {path}: {reason}"))
     })?;
-    tandem_store::Store::open_with(&cfg.metadata_url(), &cfg.blob_url(), &s3).await
+    tandem_store::Store::open_full(
+        &cfg.metadata_url(),
+        &cfg.blob_url(),
+        &s3,
+        st.migrate_on_start,
+    )
+    .await
 }
 
 /// The repository's options for this region: its encryption key, if one is configured.

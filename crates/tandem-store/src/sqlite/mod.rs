@@ -56,6 +56,13 @@ impl SqliteMetaStore {
     /// Opens (creating if missing, with its parent directory) the database at a `sqlite://PATH`
     /// URL, refuses one written by a newer build, and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, true).await
+    }
+
+    /// [`SqliteMetaStore::open`], migrating only when `migrate` is set; otherwise a database
+    /// behind this build's format is refused with [`StoreError::MigrationNeeded`] (nodes that
+    /// share a database leave migrating to `tandem migrate`).
+    pub async fn open_with(url: &str, migrate: bool) -> Result<Self> {
         let path = parse_url(url)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -67,7 +74,7 @@ impl SqliteMetaStore {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut delay = Duration::from_millis(5);
         loop {
-            match Self::try_open(&path).await {
+            match Self::try_open(&path, migrate).await {
                 Ok(store) => {
                     tracing::debug!(path = %path.display(), "opened metadata database");
                     return Ok(store);
@@ -82,7 +89,10 @@ impl SqliteMetaStore {
         }
     }
 
-    async fn try_open(path: &std::path::Path) -> std::result::Result<Self, OpenError> {
+    async fn try_open(
+        path: &std::path::Path,
+        migrate: bool,
+    ) -> std::result::Result<Self, OpenError> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -100,13 +110,58 @@ impl SqliteMetaStore {
             clock: Arc::default(),
         };
         store.check_format().await.map_err(OpenError::Store)?;
-        store.migrate().await?;
-        store.check_format().await.map_err(OpenError::Store)?;
+        if migrate {
+            store.migrate().await?;
+            store.check_format().await.map_err(OpenError::Store)?;
+        } else {
+            let found = store
+                .recorded_format()
+                .await
+                .map_err(OpenError::Store)?
+                .unwrap_or(0);
+            if found < METADATA_FORMAT_VERSION {
+                return Err(OpenError::Store(StoreError::MigrationNeeded {
+                    found,
+                    required: METADATA_FORMAT_VERSION,
+                }));
+            }
+        }
         let newest = replication::newest_hlc(&store.pool)
             .await
             .map_err(OpenError::Store)?;
         store.clock = Arc::new(HlcClock::starting_after(newest));
         Ok(store)
+    }
+
+    /// The format recorded in the database; `None` for a new, empty one.
+    async fn recorded_format(&self) -> Result<Option<u32>> {
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'tandem_meta'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        match exists {
+            None => Ok(None),
+            Some(_) => Ok(Some(self.schema_version().await?)),
+        }
+    }
+
+    /// Applies pending migrations to the database at `url` (created if missing): returns the
+    /// format before (0 for a new database) and after. What `tandem migrate` runs.
+    pub async fn migrate_url(url: &str) -> Result<(u32, u32)> {
+        let before = match Self::open_with(url, false).await {
+            Ok(s) => {
+                let v = s.schema_version().await?;
+                s.pool.close().await;
+                v
+            }
+            Err(StoreError::MigrationNeeded { found, .. }) => found,
+            Err(e) => return Err(e),
+        };
+        let store = Self::open(url).await?;
+        let after = store.schema_version().await?;
+        store.pool.close().await;
+        Ok((before, after))
     }
 
     /// Refuses a database whose recorded format is newer than this build.
