@@ -159,42 +159,56 @@ async fn concurrency_quota_overflows_into_429_with_retry_after() {
     let key = v["key1"].as_str().unwrap().to_owned();
     let http = http();
 
-    // Request A holds the only slot: its body stalls until we feed it.
+    // Request A holds the only slot: its body stalls until we feed it. B (a voice list) is
+    // sent until it is refused. A is admitted as soon as its headers arrive, but while a B
+    // holds the slot at that moment A itself is refused: then A starts again.
     let wav = wav_bytes(&biology()[1].path);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    tx.send(Ok(wav[..1024].to_vec())).await.unwrap();
-    let stream =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let a = tokio::spawn({
-        let http = http.clone();
-        let url = stt_url(&west.url, "language=en-US");
-        let key = key.clone();
-        async move {
-            http.post(url)
-                .header(KEY, key)
-                .body(reqwest::Body::wrap_stream(stream))
+    let mut refused = None;
+    let mut held = None;
+    for _attempt in 0..20 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        tx.send(Ok(wav[..1024].to_vec())).await.unwrap();
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let a = tokio::spawn({
+            let http = http.clone();
+            let url = stt_url(&west.url, "language=en-US");
+            let key = key.clone();
+            async move {
+                http.post(url)
+                    .header(KEY, key)
+                    .body(reqwest::Body::wrap_stream(stream))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        });
+        for _ in 0..2000 {
+            if a.is_finished() {
+                break;
+            }
+            let r = http
+                .get(format!("{}/cognitiveservices/voices/list", west.url))
+                .header(KEY, &key)
                 .send()
                 .await
-                .unwrap()
+                .unwrap();
+            if r.status() == 429 {
+                refused = Some(r);
+                break;
+            }
+            tokio::task::yield_now().await;
         }
-    });
-
-    // Once A is admitted, B is refused. (A is admitted as soon as its headers arrive; until
-    // then B may still get through, so B is retried a bounded number of times.)
-    let mut refused = None;
-    for _ in 0..2000 {
-        let r = http
-            .get(format!("{}/cognitiveservices/voices/list", west.url))
-            .header(KEY, &key)
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            refused = Some(r);
+        if refused.is_some() {
+            held = Some((a, tx));
             break;
         }
-        tokio::task::yield_now().await;
+        // A was refused while a B held the slot (or never got in): try again.
+        drop(tx);
+        let ra = a.await.unwrap();
+        assert_eq!(ra.status(), 429, "A ended without B ever being refused");
     }
+    let (a, tx) = held.expect("A never held the slot while B was sent");
     let r = refused.expect("the second concurrent request was never refused");
     assert_eq!(r.headers()["retry-after"], "1");
     assert_azure_error(r, 429).await;
