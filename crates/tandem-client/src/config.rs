@@ -392,18 +392,6 @@ impl ClientConfig {
 }
 
 impl RegionEntry {
-    /// A region served by one node, at `url`, with everything else unset.
-    pub fn single(name: impl Into<String>, url: impl Into<String>) -> Self {
-        RegionEntry {
-            name: name.into(),
-            endpoints: vec![url.into()],
-            key: None,
-            key_file: None,
-            cid: None,
-            voice_deployment_id: None,
-        }
-    }
-
     /// The region's nodes (base URLs), in configuration order.
     pub fn endpoints(&self) -> Vec<&str> {
         self.endpoints.iter().map(String::as_str).collect()

@@ -330,6 +330,17 @@ pub struct StorageConfig {
 fn default_format_version() -> u32 {
     CONFIG_FORMAT_VERSION
 }
+/// This machine's name (`/etc/hostname`, else `$HOSTNAME`, else `localhost`): recorded in each
+/// backup snapshot, and the default prefix of a node's name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 fn default_true() -> bool {
     true
 }
@@ -574,14 +585,9 @@ impl RegionConfig {
 
     /// This node's name, defaulted to `<host name>@<listen address>`.
     pub fn node_name(&self) -> String {
-        self.node_name.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "localhost".into());
-            format!("{host}@{}", self.listen)
-        })
+        self.node_name
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", host_name(), self.listen))
     }
 
     /// The STS secret file, defaulted.

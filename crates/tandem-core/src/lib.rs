@@ -14,8 +14,8 @@ mod peer;
 mod token;
 
 pub use config::{
-    default_model_dir, BackupConfig, CustomSpeechConfig, PeerConfig, QuotaScope, RegionConfig,
-    ReplicationConfig, StorageConfig, CONFIG_FORMAT_VERSION,
+    default_model_dir, host_name, BackupConfig, CustomSpeechConfig, PeerConfig, QuotaScope,
+    RegionConfig, ReplicationConfig, StorageConfig, CONFIG_FORMAT_VERSION,
 };
 pub use error::{CoreError, Result};
 pub use ids::{RegionName, ResourceId};

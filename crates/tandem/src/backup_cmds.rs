@@ -302,7 +302,7 @@ pub async fn backup(cmd: BackupCommand) -> anyhow::Result<()> {
             let started = Instant::now();
             let opts = BackupOptions {
                 region: cfg.region.to_string(),
-                host: glue::host_name(),
+                host: tandem_core::host_name(),
                 ..BackupOptions::default()
             };
             let s = r

@@ -160,13 +160,3 @@ pub async fn is_empty(store: &tandem_store::Store) -> Result<bool, tandem_store:
     let export = store.meta.export_metadata().await?;
     Ok(export.row_counts().iter().all(|(_, n)| *n == 0) && store.blobs.list("").await?.is_empty())
 }
-
-/// This machine's name, recorded in each snapshot.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
-}

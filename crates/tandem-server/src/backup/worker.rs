@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tandem_backup::{BackupOptions, NoProgress, PruneOptions, Repository};
 
-use super::{host_name, open_repository, prune_grace, retention, RegionSource};
+use super::{open_repository, prune_grace, retention, RegionSource};
 use crate::AppState;
 
 /// Starts the backup worker when `backup.interval_secs` > 0. The first backup runs at once (a
@@ -104,7 +104,7 @@ async fn run_once(state: &AppState, repo: &Repository) {
     let started = Instant::now();
     let opts = BackupOptions {
         region: state.region().to_string(),
-        host: host_name(),
+        host: tandem_core::host_name(),
         ..BackupOptions::default()
     };
     let source = RegionSource::new(state.store().clone());
