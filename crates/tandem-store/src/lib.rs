@@ -34,6 +34,7 @@ mod model;
 mod postgres;
 pub mod replication;
 mod speaker;
+mod sql;
 mod sqlite;
 mod store;
 

@@ -1,7 +1,9 @@
-//! The PostgreSQL backend of [`MetaStore`], for a region whose nodes share one database
-//! (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`). It is the SQLite backend's port: the same
-//! tables and columns (`migrations/postgres/`), the same portable SQL through `sqlx`, and the
-//! same rules; only what SQLite gets from its single writer is spelled out here:
+//! The PostgreSQL backend of [`MetaStore`](crate::MetaStore), for a region whose nodes share one
+//! database (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`). The same tables and columns as
+//! SQLite (`migrations/postgres/`), and the same code: the metadata logic is the shared source in
+//! `src/sql/backend/`, compiled into this module (see [`crate::sql`]). What lives here is the
+//! connection, migrations, the catalog reading of export and import (`catalog.rs`), and the hooks
+//! for what SQLite gets from its single writer:
 //!
 //! - SQLite serialises every write transaction. PostgreSQL runs them at once, so each speaker
 //!   mutation (and each batch applied from the pair) first takes one transaction-scoped
@@ -10,29 +12,34 @@
 //!   reader of the log needs.
 //! - Reads that must agree across statements (an asset page and its total, the speaker digest,
 //!   an export) run in one `REPEATABLE READ` transaction.
+//! - Syncs of the pair's resources take [`RESOURCE_SYNC_LOCK`], and takers of one resource's
+//!   concurrency slots an advisory lock keyed by that resource.
 //! - Migrations run under a session advisory lock ([`MIGRATE_LOCK`]), so nodes opening one
 //!   database at once migrate it once.
+
+#![allow(
+    clippy::duplicate_mod,
+    reason = "src/sql/backend/ is one source compiled into both backends on purpose (see crate::sql)"
+)]
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Row};
-use tandem_core::{RegionName, ResourceId};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Transaction};
 
-mod asset;
-mod digest;
-mod export;
-mod lease;
-mod merge;
-mod queries;
-mod replication;
-mod speaker;
+crate::sql::backend_modules!();
+mod catalog;
 
-use crate::{HlcClock, Resource, Result, StoreError, METADATA_FORMAT_VERSION};
+use crate::{HlcClock, Result, StoreError, METADATA_FORMAT_VERSION};
+
+/// The names the shared source in `src/sql/backend/` reaches this backend by.
+type Db = sqlx::Postgres;
+type DbRow = sqlx::postgres::PgRow;
+type DbConn = PgConnection;
+type DbPool = PgPool;
+type SqlStore = PgMetaStore;
 
 const SUPPORTED: &str = "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE";
 
@@ -41,11 +48,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The session advisory lock held while checking the format and migrating ("TANDEMMG").
 const MIGRATE_LOCK: i64 = 0x5441_4e44_454d_4d47;
 /// The transaction advisory lock every speaker write takes first ("TANDEMSP").
-pub(crate) const SPEAKER_LOCK: i64 = 0x5441_4e44_454d_5350;
+const SPEAKER_LOCK: i64 = 0x5441_4e44_454d_5350;
 /// The transaction advisory lock that serialises syncs of the pair's resources ("TANDEMRS").
 const RESOURCE_SYNC_LOCK: i64 = 0x5441_4e44_454d_5253;
-
-const RESOURCE_COLUMNS: &str = "r.id, r.region, r.name, r.concurrency_limit, r.created_at";
 
 /// Resource metadata in a PostgreSQL database, shared by every node of a region. Writes are
 /// committed (durable, as the server's `synchronous_commit` says) before they return.
@@ -99,51 +104,6 @@ impl PgMetaStore {
             pool,
             clock: Arc::new(HlcClock::starting_after(newest)),
         })
-    }
-
-    /// Applies pending migrations to the database at `url`: returns the format before (0 for a
-    /// new database) and after. What `tandem migrate` runs.
-    pub async fn migrate_url(url: &str) -> Result<(u32, u32)> {
-        let before = match Self::open_with(url, false).await {
-            Ok(s) => {
-                let v = crate::MetaStore::schema_version(&s).await?;
-                s.pool.close().await;
-                v
-            }
-            Err(StoreError::MigrationNeeded { found, .. }) => found,
-            Err(e) => return Err(e),
-        };
-        let store = Self::open(url).await?;
-        let after = crate::MetaStore::schema_version(&store).await?;
-        store.pool.close().await;
-        Ok((before, after))
-    }
-
-    /// The clock that stamps this store's speaker changes.
-    pub fn clock(&self) -> &HlcClock {
-        &self.clock
-    }
-
-    /// The underlying pool, for tests and tools that need raw SQL.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn fetch_one_where(
-        &self,
-        filter: &str,
-        a: &str,
-        b: Option<&str>,
-    ) -> Result<Option<Resource>> {
-        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources r WHERE {filter}");
-        let mut q = sqlx::query(&sql).bind(a);
-        if let Some(b) = b {
-            q = q.bind(b);
-        }
-        q.fetch_optional(&self.pool)
-            .await?
-            .map(|r| row_to_resource(&r))
-            .transpose()
     }
 }
 
@@ -206,7 +166,7 @@ async fn recorded_format(conn: &mut PgConnection) -> Result<Option<u32>> {
 }
 
 /// Takes a transaction-scoped advisory lock, released at commit or rollback.
-async fn xact_lock(conn: &mut PgConnection, key: i64) -> Result<()> {
+async fn xact_lock(conn: &mut DbConn, key: i64) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(key)
         .execute(conn)
@@ -214,39 +174,33 @@ async fn xact_lock(conn: &mut PgConnection, key: i64) -> Result<()> {
     Ok(())
 }
 
-/// Maps a driver error, turning unique violations into [`StoreError::Conflict`].
-fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::Conflict { what: what() }
-        }
-        _ => e.into(),
-    }
+/// A read-only transaction on one snapshot, so that statements that must agree (an asset page
+/// and its total, the speaker digest, an export) see the same committed state.
+async fn begin_snapshot(pool: &DbPool) -> Result<Transaction<'static, Db>> {
+    Ok(pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?)
 }
 
-/// The stored time format, shared with SQLite: RFC 3339, UTC, 9 fractional digits.
-fn format_time(t: OffsetDateTime) -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .expect("UTC time formats")
+/// Serialises speaker writes (and batches applied from the pair) on [`SPEAKER_LOCK`]: a
+/// profile's totals are recomputed from rows no concurrent transaction is changing, and log
+/// `seq` is handed out in commit order.
+async fn lock_speakers(conn: &mut DbConn) -> Result<()> {
+    xact_lock(conn, SPEAKER_LOCK).await
 }
 
-fn row_to_resource(row: &PgRow) -> Result<Resource> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::db(format!("corrupt {what}: {e}"));
-    let id: String = row.try_get("id")?;
-    let region: String = row.try_get("region")?;
-    let limit: i64 = row.try_get("concurrency_limit")?;
-    let created: String = row.try_get("created_at")?;
-    Ok(Resource {
-        id: ResourceId::from_str(&id).map_err(|e| corrupt("resource id", &e))?,
-        region: RegionName::new(region).map_err(|e| corrupt("region", &e))?,
-        name: row.try_get("name")?,
-        concurrency_limit: u32::try_from(limit).map_err(|e| corrupt("concurrency_limit", &e))?,
-        created_at: OffsetDateTime::parse(&created, &Rfc3339)
-            .map_err(|e| corrupt("created_at", &e))?,
-    })
+/// Serialises syncs of the pair's resources: what a sync reads stays what is there until its
+/// commit.
+async fn lock_resource_sync(conn: &mut DbConn) -> Result<()> {
+    xact_lock(conn, RESOURCE_SYNC_LOCK).await
+}
+
+/// Serialises the takers of one resource's concurrency slots (the lease names in `range`), so
+/// that counting the held slots and inserting one are a single step for every node.
+async fn lock_slots(conn: &mut DbConn, range: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(range)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

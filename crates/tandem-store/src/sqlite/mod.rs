@@ -1,31 +1,36 @@
-//! The SQLite backend of [`MetaStore`]. Everything SQLite-specific (URL, pragmas, migrations,
-//! error codes) lives in this module; the SQL itself is kept portable (`$n` parameters, plain
-//! types) so that a PostgreSQL backend can reuse it.
+//! The SQLite backend of [`MetaStore`]. What is SQLite's own lives here: the URL, the pragmas,
+//! migrations, the busy retry on open, and the hooks of [`crate::sql`]: SQLite has a single
+//! writer, so a write transaction that writes before it reads is already serialised, and the
+//! lock hooks are no-ops (or a no-op write, where the first statement would be a read). The
+//! metadata logic is the shared source in `src/sql/backend/`, compiled into this module.
+
+#![allow(
+    clippy::duplicate_mod,
+    reason = "src/sql/backend/ is one source compiled into both backends on purpose (see crate::sql)"
+)]
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
-use tandem_core::{RegionName, ResourceId};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use sqlx::Transaction;
 
-mod asset;
-mod digest;
-mod export;
-mod lease;
-mod merge;
-mod queries;
-mod replication;
-mod speaker;
+crate::sql::backend_modules!();
+mod catalog;
+#[cfg(test)]
+mod tests;
 
-use crate::{HlcClock, MetaStore, Resource, Result, StoreError};
+use crate::{HlcClock, MetaStore, Result, StoreError};
+
+/// The names the shared source in `src/sql/backend/` reaches this backend by.
+type Db = sqlx::Sqlite;
+type DbRow = sqlx::sqlite::SqliteRow;
+type DbConn = sqlx::SqliteConnection;
+type DbPool = SqlitePool;
+type SqlStore = SqliteMetaStore;
 
 /// The metadata format version this build writes and the newest it reads.
 pub const METADATA_FORMAT_VERSION: u32 = 8;
@@ -38,8 +43,6 @@ pub const METADATA_IMPORTS_SINCE: u32 = 6;
 const SUPPORTED: &str = "sqlite://PATH (e.g. sqlite:///var/lib/tandem/tandem.db)";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-const RESOURCE_COLUMNS: &str = "r.id, r.region, r.name, r.concurrency_limit, r.created_at";
 
 /// Resource metadata in a SQLite file, in WAL mode with `synchronous=FULL`: a write that returned
 /// `Ok` is on disk. Several processes may open the same file at once.
@@ -146,24 +149,6 @@ impl SqliteMetaStore {
         }
     }
 
-    /// Applies pending migrations to the database at `url` (created if missing): returns the
-    /// format before (0 for a new database) and after. What `tandem migrate` runs.
-    pub async fn migrate_url(url: &str) -> Result<(u32, u32)> {
-        let before = match Self::open_with(url, false).await {
-            Ok(s) => {
-                let v = s.schema_version().await?;
-                s.pool.close().await;
-                v
-            }
-            Err(StoreError::MigrationNeeded { found, .. }) => found,
-            Err(e) => return Err(e),
-        };
-        let store = Self::open(url).await?;
-        let after = store.schema_version().await?;
-        store.pool.close().await;
-        Ok((before, after))
-    }
-
     /// Refuses a database whose recorded format is newer than this build.
     async fn check_format(&self) -> Result<()> {
         let exists: Option<String> = sqlx::query_scalar(
@@ -202,33 +187,6 @@ impl SqliteMetaStore {
             OpenError::Migrate,
         ))
     }
-
-    /// The clock that stamps this store's speaker changes.
-    pub fn clock(&self) -> &HlcClock {
-        &self.clock
-    }
-
-    /// The underlying pool, for tests and tools that need raw SQL.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    async fn fetch_one_where(
-        &self,
-        filter: &str,
-        a: &str,
-        b: Option<&str>,
-    ) -> Result<Option<Resource>> {
-        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources r WHERE {filter}");
-        let mut q = sqlx::query(&sql).bind(a);
-        if let Some(b) = b {
-            q = q.bind(b);
-        }
-        q.fetch_optional(&self.pool)
-            .await?
-            .map(|r| row_to_resource(&r))
-            .transpose()
-    }
 }
 
 fn parse_url(url: &str) -> Result<PathBuf> {
@@ -248,40 +206,31 @@ fn parse_url(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-/// Maps a driver error, turning unique violations into [`StoreError::Conflict`].
-fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::Conflict { what: what() }
-        }
-        _ => e.into(),
-    }
+/// A read transaction whose statements see one state: deferred, so in WAL mode its snapshot is
+/// fixed by its first read while writers carry on.
+async fn begin_snapshot(pool: &DbPool) -> Result<Transaction<'static, Db>> {
+    Ok(pool.begin().await?)
 }
 
-fn format_time(t: OffsetDateTime) -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .expect("UTC time formats")
+/// Serialises speaker writes: nothing to do, SQLite has one writer, and every speaker transaction
+/// writes before it reads, so it holds the write lock from its first statement.
+async fn lock_speakers(_conn: &mut DbConn) -> Result<()> {
+    Ok(())
 }
 
-fn row_to_resource(row: &SqliteRow) -> Result<Resource> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::db(format!("corrupt {what}: {e}"));
-    let id: String = row.try_get("id")?;
-    let region: String = row.try_get("region")?;
-    let limit: i64 = row.try_get("concurrency_limit")?;
-    let created: String = row.try_get("created_at")?;
-    Ok(Resource {
-        id: ResourceId::from_str(&id).map_err(|e| corrupt("resource id", &e))?,
-        region: RegionName::new(region).map_err(|e| corrupt("region", &e))?,
-        name: row.try_get("name")?,
-        concurrency_limit: u32::try_from(limit).map_err(|e| corrupt("concurrency_limit", &e))?,
-        created_at: OffsetDateTime::parse(&created, &Rfc3339)
-            .map_err(|e| corrupt("created_at", &e))?,
-    })
+/// Serialises syncs of the pair's resources: a no-op write, so the transaction holds SQLite's
+/// write lock before it reads.
+async fn lock_resource_sync(conn: &mut DbConn) -> Result<()> {
+    sqlx::query("UPDATE tandem_meta SET format_version = format_version WHERE id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Serialises the takers of one resource's concurrency slots: nothing to do, the transaction's
+/// first statement is a write and so takes SQLite's write lock.
+async fn lock_slots(_conn: &mut DbConn, _range: &str) -> Result<()> {
+    Ok(())
 }
 
 /// What opening can fail with, kept typed so that "busy" is recognised by SQLite's error code.

@@ -1,20 +1,20 @@
 //! The speaker digest: SHA-256 over a canonical encoding of every profile and enrollment row,
 //! tombstones included, ordered by id. Two replicas that hold the same changes produce the same
 //! digest; local-only bookkeeping (enrollment `deleted_at` values, the remembered enrollment
-//! threshold) is left out.
+//! threshold) is left out. Both backends store the same values, so replicas on different
+//! backends compare equal.
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::SqliteMetaStore;
+use super::{begin_snapshot, SqlStore};
 use crate::replication::SpeakerDigest;
 use crate::Result;
 
-impl SqliteMetaStore {
+impl SqlStore {
     pub(super) async fn rp_digest(&self) -> Result<SpeakerDigest> {
-        let mut conn = self.pool.acquire().await?;
-        // One read transaction, so both tables are seen at the same instant.
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // One snapshot, so both tables are seen at the same instant.
+        let mut tx = begin_snapshot(&self.pool).await?;
         let profiles = sqlx::query(
             "SELECT id, resource_id, kind, locale, created_at, hlc, reset_hlc, reset_at, \
              deleted_hlc, deleted_at, status, enrollments_count, enrollments_secs, speech_secs, \

@@ -1,7 +1,10 @@
-//! Speaker profiles and enrollments in SQLite. Every mutation runs in one transaction that also
-//! appends to `speaker_changes`, the origin log the pair region pulls. Each transaction writes
-//! before it reads, so it holds SQLite's write lock from its first statement and never has to
-//! upgrade a read lock (which would fail with SQLITE_BUSY under concurrent writers).
+//! Speaker profiles and enrollments (both SQL backends). Every mutation runs in one transaction
+//! that also appends to `speaker_changes`, the origin log the pair region pulls, and first calls
+//! the backend's `lock_speakers`: what SQLite's single writer gives for free (a profile's totals
+//! recomputed from rows no concurrent transaction is changing, log `seq` in commit order) is a
+//! transaction-scoped advisory lock on PostgreSQL. Each transaction also writes before it reads,
+//! so on SQLite it holds the write lock from its first statement and never has to upgrade a read
+//! lock (which would fail with SQLITE_BUSY under concurrent writers).
 //!
 //! Every mutation is stamped by the store's HLC and goes through the same state-based helpers
 //! as changes applied from the pair (the `merge` module), so a local write and its replay
@@ -9,16 +12,16 @@
 
 use std::str::FromStr;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Transaction};
 use tandem_core::ResourceId;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::merge::{hlc_sql, refresh_totals, tombstone_dead};
-use super::{format_time, SqliteMetaStore};
+use super::merge::{hlc_sql, real, refresh_totals, tombstone_dead};
+use super::{lock_speakers, Db, DbConn, DbRow, SqlStore};
 use crate::speaker::{bytes_to_f32s, f32s_to_bytes};
+use crate::sql::{conflict_or, format_time};
 use crate::{
     Enrollment, EnrollmentStatus, Hlc, NewEnrollment, NewProfile, ProfileKind, Result,
     SpeakerProfile, StoreError,
@@ -38,11 +41,12 @@ fn not_found(id: Uuid) -> StoreError {
     }
 }
 
-impl SqliteMetaStore {
+impl SqlStore {
     pub(super) async fn sp_create_profile(&self, p: NewProfile) -> Result<SpeakerProfile> {
         let now = format_time(OffsetDateTime::now_utc());
         let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
+        lock_speakers(&mut tx).await?;
         sqlx::query(
             "INSERT INTO speaker_profiles (id, resource_id, kind, locale, created_at, updated_at, hlc) \
              VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -55,7 +59,7 @@ impl SqliteMetaStore {
         .bind(hlc_sql(hlc)?)
         .execute(&mut *tx)
         .await
-        .map_err(|e| super::conflict_or(e, || format!("speaker profile {}", p.id)))?;
+        .map_err(|e| conflict_or(e, || format!("speaker profile {}", p.id)))?;
         log_change(&mut tx, &now, hlc, p.resource_id, p.id, "create", None).await?;
         let profile = fetch_profile(&mut tx, p.resource_id, p.kind, p.id).await?;
         tx.commit().await?;
@@ -114,8 +118,9 @@ impl SqliteMetaStore {
         let now = format_time(OffsetDateTime::now_utc());
         let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        // Insert first (only if the profile is live and owned): takes the write lock at once.
-        // Born a tombstone only if a reset with a later HLC won a race with this insert (merge
+        lock_speakers(&mut tx).await?;
+        // Insert first (only if the profile is live and owned): takes SQLite's write lock at
+        // once. Born a tombstone only if a reset with a later HLC won a race with this insert (merge
         // rule 3), exactly as it would be where this change is replayed.
         let sql = format!(
             "INSERT INTO speaker_enrollments \
@@ -131,15 +136,15 @@ impl SqliteMetaStore {
             .bind(e.profile_id.to_string())
             .bind(e.id.to_string())
             .bind(&now)
-            .bind(e.audio_secs)
-            .bind(e.speech_secs)
+            .bind(real(e.audio_secs))
+            .bind(real(e.speech_secs))
             .bind(&e.audio_key)
             .bind(f32s_to_bytes(&e.embedding))
             .bind(hlc_sql(hlc)?)
             .bind(&e.passphrase)
             .execute(&mut *tx)
             .await
-            .map_err(|err| super::conflict_or(err, || format!("enrollment {}", e.id)))?;
+            .map_err(|err| conflict_or(err, || format!("enrollment {}", e.id)))?;
         if done.rows_affected() == 0 {
             return Err(not_found(e.profile_id));
         }
@@ -203,6 +208,7 @@ impl SqliteMetaStore {
         let now = format_time(OffsetDateTime::now_utc());
         let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
+        lock_speakers(&mut tx).await?;
         let sql = if delete {
             format!(
                 "UPDATE speaker_profiles AS p SET deleted_hlc = $4, deleted_at = $5 WHERE {OWNED}"
@@ -236,7 +242,7 @@ impl SqliteMetaStore {
 }
 
 async fn log_change(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     at: &str,
     hlc: Hlc,
     resource: ResourceId,
@@ -260,7 +266,7 @@ async fn log_change(
 }
 
 async fn fetch_profile(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     resource: ResourceId,
     kind: ProfileKind,
     id: Uuid,
@@ -275,10 +281,7 @@ async fn fetch_profile(
     row.as_ref().map(row_to_profile).transpose()
 }
 
-pub(super) async fn live_enrollments(
-    conn: &mut sqlx::SqliteConnection,
-    id: Uuid,
-) -> Result<Vec<Enrollment>> {
+pub(super) async fn live_enrollments(conn: &mut DbConn, id: Uuid) -> Result<Vec<Enrollment>> {
     let sql = format!(
         "SELECT {ENROLLMENT_COLUMNS} FROM speaker_enrollments e \
          WHERE e.profile_id = $1 AND e.deleted_at IS NULL ORDER BY e.created_at, e.id"
@@ -294,17 +297,17 @@ pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::db(format!("corrupt {what}: {e}"))
 }
 
-pub(super) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+pub(super) fn uuid_col(row: &DbRow, col: &str) -> Result<Uuid> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| corrupt(col, e))
 }
 
-pub(super) fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime> {
+pub(super) fn time_col(row: &DbRow, col: &str) -> Result<OffsetDateTime> {
     let s: String = row.try_get(col)?;
     OffsetDateTime::parse(&s, &Rfc3339).map_err(|e| corrupt(col, e))
 }
 
-fn row_to_profile(row: &SqliteRow) -> Result<SpeakerProfile> {
+fn row_to_profile(row: &DbRow) -> Result<SpeakerProfile> {
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     let count: i64 = row.try_get("enrollments_count")?;
@@ -331,7 +334,7 @@ fn row_to_profile(row: &SqliteRow) -> Result<SpeakerProfile> {
     })
 }
 
-pub(super) fn row_to_enrollment(row: &SqliteRow) -> Result<Enrollment> {
+pub(super) fn row_to_enrollment(row: &DbRow) -> Result<Enrollment> {
     let emb: Vec<u8> = row.try_get("embedding")?;
     Ok(Enrollment {
         id: uuid_col(row, "id")?,

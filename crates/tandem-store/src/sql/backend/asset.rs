@@ -1,16 +1,16 @@
-//! Custom Speech assets in SQLite: one row per entity in `speech_assets`, scoped by resource
+//! Custom Speech assets (both SQL backends): one row per entity in `speech_assets`, scoped by resource
 //! and kind in every query, so another resource's asset is simply not found.
 
 use std::str::FromStr;
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use tandem_core::ResourceId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::speaker::{corrupt, time_col, uuid_col};
-use super::{format_time, SqliteMetaStore};
+use super::{begin_snapshot, DbRow, SqlStore};
+use crate::sql::{conflict_or, format_time};
 use crate::{Asset, AssetKind, AssetPage, AssetStatus, AssetUpdate, NewAsset, Result, StoreError};
 
 const ASSET_COLUMNS: &str = "id, resource_id, kind, status, display_name, description, locale, \
@@ -22,7 +22,7 @@ fn json_text(v: &serde_json::Value) -> String {
     v.to_string()
 }
 
-impl SqliteMetaStore {
+impl SqlStore {
     pub(super) async fn as_create(&self, a: NewAsset) -> Result<Asset> {
         let now = format_time(OffsetDateTime::now_utc());
         let mut tx = self.pool.begin().await?;
@@ -47,7 +47,7 @@ impl SqliteMetaStore {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound {
                 what: format!("resource {}", a.resource_id),
             },
-            _ => super::conflict_or(e, || format!("{} {}", a.kind, a.id)),
+            _ => conflict_or(e, || format!("{} {}", a.kind, a.id)),
         })?;
         let sql = format!("SELECT {ASSET_COLUMNS} FROM speech_assets WHERE {OWNED}");
         let row = sqlx::query(&sql)
@@ -83,8 +83,8 @@ impl SqliteMetaStore {
         skip: u64,
         top: u32,
     ) -> Result<AssetPage> {
-        // One read transaction, so the page and the total agree.
-        let mut tx = self.pool.begin().await?;
+        // One snapshot for both statements, so the page and the total agree.
+        let mut tx = begin_snapshot(&self.pool).await?;
         let total: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM speech_assets WHERE resource_id = $1 AND kind = $2",
         )
@@ -119,7 +119,8 @@ impl SqliteMetaStore {
     ) -> Result<Asset> {
         let now = format_time(OffsetDateTime::now_utc());
         let mut tx = self.pool.begin().await?;
-        // Writes first, so the transaction holds the write lock from its first statement.
+        // Writes first: SQLite's transaction holds the write lock from its first statement,
+        // PostgreSQL's locks the row; the read-back in the same transaction sees it as written.
         let done = sqlx::query(
             "UPDATE speech_assets SET status = COALESCE($4, status), \
              display_name = COALESCE($5, display_name), description = COALESCE($6, description), \
@@ -170,12 +171,12 @@ impl SqliteMetaStore {
     }
 }
 
-fn json_col(row: &SqliteRow, col: &str) -> Result<serde_json::Value> {
+fn json_col(row: &DbRow, col: &str) -> Result<serde_json::Value> {
     let s: String = row.try_get(col)?;
     serde_json::from_str(&s).map_err(|e| corrupt(col, e))
 }
 
-fn row_to_asset(row: &SqliteRow) -> Result<Asset> {
+fn row_to_asset(row: &DbRow) -> Result<Asset> {
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     Ok(Asset {

@@ -1,30 +1,32 @@
-//! Paired-region replication in SQLite: reading the origin log, applying a peer's log under the
-//! merge rules of [`crate::replication`], peer cursors and mirroring the pair's resources (the
-//! speaker digest is in `digest.rs`). The SQL stays portable (`ON CONFLICT ... DO NOTHING/UPDATE`, `$n`).
+//! Paired-region replication (both SQL backends): reading the origin log, applying a peer's log
+//! under the merge rules of [`crate::replication`], peer cursors and mirroring the pair's
+//! resources (the speaker digest is in `digest.rs`). The SQL is portable (`ON CONFLICT ... DO
+//! NOTHING/UPDATE`, `$n`). Applying calls `lock_speakers` like a local speaker write, and
+//! resource syncs serialise behind `lock_resource_sync`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Transaction};
 use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::merge::{
-    hlc_from_sql, hlc_sql, raise_reset, record_delete, refresh_totals, tombstone_dead,
+    hlc_from_sql, hlc_sql, raise_reset, real, record_delete, refresh_totals, tombstone_dead,
 };
 use super::speaker::{corrupt, time_col, uuid_col};
-use super::{conflict_or, format_time, SqliteMetaStore};
+use super::{lock_resource_sync, lock_speakers, Db, DbPool, DbRow, SqlStore};
 use crate::replication::{
     Applied, Cursor, ProfileHeader, ReplicatedEnrollment, ReplicatedResource, ResourceSync,
     SpeakerChange, SpeakerOp,
 };
 use crate::speaker::{bytes_to_f32s, f32s_to_bytes};
+use crate::sql::{conflict_or, format_time};
 use crate::{Hlc, ProfileKind, Result, StoreError};
 
 /// The newest HLC anywhere in the database (0 when there is none), to start the clock past it.
-pub(super) async fn newest_hlc(pool: &SqlitePool) -> Result<Hlc> {
+pub(super) async fn newest_hlc(pool: &DbPool) -> Result<Hlc> {
     let newest: Option<i64> = sqlx::query_scalar(
         "SELECT max(h) FROM ( \
              SELECT max(hlc) AS h FROM speaker_changes \
@@ -44,7 +46,7 @@ const RESOURCE_WITH_KEYS: &str = "SELECT r.id, r.region, r.name, r.concurrency_l
      JOIN resource_keys k2 ON k2.resource_id = r.id AND k2.slot = 'key2' \
      WHERE r.region = $1 ORDER BY r.created_at, r.name";
 
-impl SqliteMetaStore {
+impl SqlStore {
     pub(super) async fn rp_store_id(&self) -> Result<Uuid> {
         let id: Option<String> =
             sqlx::query_scalar("SELECT store_id FROM tandem_meta WHERE id = 1")
@@ -98,6 +100,7 @@ impl SqliteMetaStore {
     ) -> Result<Applied> {
         let now = format_time(OffsetDateTime::now_utc());
         let mut tx = self.pool.begin().await?;
+        lock_speakers(&mut tx).await?;
         // Write first (see the speaker module): the cursor moves with the batch, atomically.
         sqlx::query(
             "INSERT INTO replication_cursors (peer, store_id, seq, updated_at) \
@@ -113,10 +116,11 @@ impl SqliteMetaStore {
         let resources: BTreeSet<ResourceId> =
             changes.iter().map(|c| c.profile.resource_id).collect();
         for r in resources {
-            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM resources WHERE id = $1")
-                .bind(r.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM resources WHERE id = $1")
+                    .bind(r.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if found.is_none() {
                 return Err(StoreError::NotFound {
                     what: format!("resource {r} (sync the pair's resources first)"),
@@ -201,10 +205,8 @@ impl SqliteMetaStore {
             });
         }
         let mut tx = self.pool.begin().await?;
-        // A no-op write, so the transaction holds the write lock before it reads.
-        sqlx::query("UPDATE tandem_meta SET format_version = format_version WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        // One sync at a time: what is read below stays what is there until the commit.
+        lock_resource_sync(&mut tx).await?;
         let rows = sqlx::query(RESOURCE_WITH_KEYS)
             .bind(region.as_str())
             .fetch_all(&mut *tx)
@@ -292,7 +294,7 @@ impl SqliteMetaStore {
 }
 
 /// Creates a profile from a change's header unless it exists. `true` if it was created.
-async fn insert_skeleton(tx: &mut Transaction<'_, Sqlite>, h: &ProfileHeader) -> Result<bool> {
+async fn insert_skeleton(tx: &mut Transaction<'_, Db>, h: &ProfileHeader) -> Result<bool> {
     let created = format_time(h.created_at);
     let done = sqlx::query(
         "INSERT INTO speaker_profiles (id, resource_id, kind, locale, created_at, updated_at, hlc) \
@@ -312,7 +314,7 @@ async fn insert_skeleton(tx: &mut Transaction<'_, Sqlite>, h: &ProfileHeader) ->
 /// Inserts a replicated enrollment unless it exists, born a tombstone (at `now`) if the profile
 /// is deleted or reset at or after its HLC. `None` if it existed, else `Some(born_dead)`.
 async fn insert_enrollment(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     profile: Uuid,
     e: &ReplicatedEnrollment,
     now: &str,
@@ -328,8 +330,8 @@ async fn insert_enrollment(
     )
     .bind(e.id.to_string())
     .bind(format_time(e.created_at))
-    .bind(e.audio_secs)
-    .bind(e.speech_secs)
+    .bind(real(e.audio_secs))
+    .bind(real(e.speech_secs))
     .bind(&e.audio_key)
     .bind(f32s_to_bytes(&e.embedding))
     .bind(hlc_sql(e.hlc)?)
@@ -350,7 +352,7 @@ async fn insert_enrollment(
 }
 
 async fn insert_keys(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     r: &ReplicatedResource,
 ) -> std::result::Result<(), sqlx::Error> {
     for (slot, hash) in [(KeySlot::Key1, &r.key1), (KeySlot::Key2, &r.key2)] {
@@ -364,8 +366,8 @@ async fn insert_keys(
     Ok(())
 }
 
-fn row_to_replicated(row: &SqliteRow) -> Result<ReplicatedResource> {
-    let r = super::row_to_resource(row)?;
+fn row_to_replicated(row: &DbRow) -> Result<ReplicatedResource> {
+    let r = super::queries::row_to_resource(row)?;
     let key = |col: &str| -> Result<KeyHash> {
         let hex: String = row.try_get(col)?;
         KeyHash::from_hex(&hex).ok_or_else(|| corrupt("key hash", col))
@@ -382,7 +384,7 @@ fn row_to_replicated(row: &SqliteRow) -> Result<ReplicatedResource> {
 }
 
 /// One log row as a change; `None` for an `enroll` whose enrollment row is gone.
-fn row_to_change(row: &SqliteRow) -> Result<Option<SpeakerChange>> {
+fn row_to_change(row: &DbRow) -> Result<Option<SpeakerChange>> {
     let seq: i64 = row.try_get("seq")?;
     let kind: String = row.try_get("kind")?;
     let op: String = row.try_get("op")?;

@@ -1,17 +1,20 @@
-//! The [`MetaStore`] queries for PostgreSQL: the SQLite backend's SQL, unchanged but for the
-//! row types (`$n` parameters, TEXT/BIGINT columns).
+//! The [`MetaStore`] queries of both SQL backends (shared source, see [`crate::sql`]): resources,
+//! their keys and limits, and the dispatch to the other modules. The SQL is portable (`$n`
+//! parameters, TEXT/BIGINT columns).
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::Row;
 use tandem_core::{KeyHash, KeySlot, RegionName, ResourceId};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{conflict_or, format_time, row_to_resource, PgMetaStore, RESOURCE_COLUMNS};
+use super::{DbRow, SqlStore};
 use crate::replication::{
     Applied, Cursor, ReplicatedResource, ResourceSync, SpeakerChange, SpeakerDigest,
 };
+use crate::sql::{conflict_or, format_time};
 use crate::{Asset, AssetKind, AssetPage, AssetUpdate, Lease, MetadataExport, NewAsset};
 use crate::{
     Enrollment, MetaStore, NewEnrollment, NewProfile, NewResource, ProfileKind, Resource, Result,
@@ -20,7 +23,7 @@ use crate::{
 use uuid::Uuid;
 
 #[async_trait]
-impl MetaStore for PgMetaStore {
+impl MetaStore for SqlStore {
     async fn create_resource(&self, r: NewResource) -> Result<Resource> {
         let created_at = OffsetDateTime::now_utc();
         let conflict = || {
@@ -85,7 +88,8 @@ impl MetaStore for PgMetaStore {
     }
 
     async fn delete_resource(&self, id: ResourceId) -> Result<bool> {
-        // Keys, profiles and assets go with it (ON DELETE CASCADE).
+        // Keys, profiles and assets go with it (ON DELETE CASCADE; SQLite: foreign_keys is on
+        // for every connection).
         let done = sqlx::query("DELETE FROM resources WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
@@ -362,4 +366,42 @@ impl MetaStore for PgMetaStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+const RESOURCE_COLUMNS: &str = "r.id, r.region, r.name, r.concurrency_limit, r.created_at";
+
+impl SqlStore {
+    async fn fetch_one_where(
+        &self,
+        filter: &str,
+        a: &str,
+        b: Option<&str>,
+    ) -> Result<Option<Resource>> {
+        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources r WHERE {filter}");
+        let mut q = sqlx::query(&sql).bind(a);
+        if let Some(b) = b {
+            q = q.bind(b);
+        }
+        q.fetch_optional(&self.pool)
+            .await?
+            .map(|r| row_to_resource(&r))
+            .transpose()
+    }
+}
+
+pub(super) fn row_to_resource(row: &DbRow) -> Result<Resource> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::db(format!("corrupt {what}: {e}"));
+    let id: String = row.try_get("id")?;
+    let region: String = row.try_get("region")?;
+    let limit: i64 = row.try_get("concurrency_limit")?;
+    let created: String = row.try_get("created_at")?;
+    Ok(Resource {
+        id: ResourceId::from_str(&id).map_err(|e| corrupt("resource id", &e))?,
+        region: RegionName::new(region).map_err(|e| corrupt("region", &e))?,
+        name: row.try_get("name")?,
+        concurrency_limit: u32::try_from(limit).map_err(|e| corrupt("concurrency_limit", &e))?,
+        created_at: OffsetDateTime::parse(&created, &Rfc3339)
+            .map_err(|e| corrupt("created_at", &e))?,
+    })
 }

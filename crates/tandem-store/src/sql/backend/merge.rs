@@ -2,17 +2,18 @@
 //! (the rules are in [`crate::replication`]). Each step reads the profile's current markers and
 //! writes what they imply, so the result does not depend on the order changes arrive in.
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Transaction};
 use uuid::Uuid;
 
 use super::speaker::{corrupt, live_enrollments, row_to_enrollment, ENROLLMENT_COLUMNS};
+use super::Db;
 use crate::speaker::f32s_to_bytes;
 use crate::{
     mean_signature, Enrollment, EnrollmentStatus, Hlc, ProfileKind, Result, StoreError,
     TEXT_DEPENDENT_ENROLLMENTS,
 };
 
-/// An HLC as stored (SQL INTEGER is signed 64-bit; real stamps stay far below `i64::MAX`).
+/// An HLC as stored (INTEGER/BIGINT is signed 64-bit; real stamps stay far below `i64::MAX`).
 pub(super) fn hlc_sql(h: Hlc) -> Result<i64> {
     i64::try_from(h.0).map_err(|_| StoreError::db(format!("HLC {} out of range", h.0)))
 }
@@ -22,10 +23,17 @@ pub(super) fn hlc_from_sql(v: i64) -> Result<Hlc> {
     u64::try_from(v).map(Hlc).map_err(|_| corrupt("hlc", v))
 }
 
+/// A REAL as SQLite stores it: PostgreSQL keeps the sign of a zero, SQLite does not (and Rust
+/// sums an empty iterator to -0.0), so -0.0 is written as 0.0 and both backends hold the same
+/// bits (digests and exports compare bytes).
+pub(super) fn real(v: f64) -> f64 {
+    v + 0.0
+}
+
 /// Raises a profile's reset marker to `(hlc, at)` if that is newer (ties broken by the later
 /// time, so the result does not depend on the order resets arrive in). `true` if it changed.
 pub(super) async fn raise_reset(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     id: Uuid,
     hlc: Hlc,
     at: &str,
@@ -45,7 +53,7 @@ pub(super) async fn raise_reset(
 /// Records a delete at `(hlc, at)` unless an earlier one is recorded (ties broken by the earlier
 /// time). `true` if it changed.
 pub(super) async fn record_delete(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     id: Uuid,
     hlc: Hlc,
     at: &str,
@@ -65,7 +73,7 @@ pub(super) async fn record_delete(
 /// Tombstones (at `now`) the live enrollments of a profile that the merge rules say are dead:
 /// all of them if the profile is deleted, else those with `hlc <= reset_hlc`. Returns them.
 pub(super) async fn tombstone_dead(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     id: Uuid,
     now: &str,
 ) -> Result<Vec<Enrollment>> {
@@ -108,7 +116,7 @@ pub(super) async fn tombstone_dead(
 /// `updated_at` the latest of the creation, enrollment, reset and delete times. `required` is
 /// remembered on the profile; `None` uses the remembered one (none yet: `Enrolling`).
 pub(super) async fn refresh_totals(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     id: Uuid,
     required: Option<f64>,
 ) -> Result<()> {
@@ -157,8 +165,8 @@ pub(super) async fn refresh_totals(
          required_speech_secs = $7, passphrase = $9 WHERE id = $8",
     )
     .bind(live.len() as i64)
-    .bind(audio)
-    .bind(speech)
+    .bind(real(audio))
+    .bind(real(speech))
     .bind(status.as_str())
     .bind((!signature.is_empty()).then(|| f32s_to_bytes(&signature)))
     .bind(updated_at)

@@ -1,7 +1,7 @@
-//! Job leases on PostgreSQL: one `INSERT … ON CONFLICT DO UPDATE … WHERE` statement decides who
-//! holds a lease (PostgreSQL locks the conflicting row and re-checks the condition on its newest
-//! version), so concurrent nodes cannot both win. Concurrency slots count and insert under a
-//! transaction-scoped advisory lock per resource.
+//! Job leases (both SQL backends): one `INSERT … ON CONFLICT DO UPDATE … WHERE` statement decides
+//! who holds a lease, so concurrent nodes cannot both win (SQLite runs it under its write lock;
+//! PostgreSQL locks the conflicting row and re-checks the condition on its newest version).
+//! Concurrency slots count and insert in one transaction behind the backend's `lock_slots`.
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use sqlx::Row;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{format_time, PgMetaStore};
+use super::{lock_slots, DbRow, SqlStore};
+use crate::sql::format_time;
 use crate::{Lease, Result, StoreError};
 
 fn until(now: OffsetDateTime, ttl: Duration) -> Result<OffsetDateTime> {
@@ -18,7 +19,7 @@ fn until(now: OffsetDateTime, ttl: Duration) -> Result<OffsetDateTime> {
     Ok(now + ttl)
 }
 
-fn row_to_lease(row: &sqlx::postgres::PgRow) -> Result<Lease> {
+fn row_to_lease(row: &DbRow) -> Result<Lease> {
     let expires: String = row.try_get("expires_at")?;
     let generation: i64 = row.try_get("generation")?;
     Ok(Lease {
@@ -31,7 +32,7 @@ fn row_to_lease(row: &sqlx::postgres::PgRow) -> Result<Lease> {
     })
 }
 
-impl PgMetaStore {
+impl SqlStore {
     pub(super) async fn ls_acquire(
         &self,
         job: &str,
@@ -113,12 +114,10 @@ impl PgMetaStore {
         let (lo, hi) = slot_range(resource);
         let now_text = format_time(now);
         let mut tx = self.pool.begin().await?;
-        // Takers of this resource's slots queue here, so the count below and the insert are
-        // one step for every node sharing the database (SQLite: its write lock).
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(&lo)
-            .execute(&mut *tx)
-            .await?;
+        // Takers of this resource's slots queue here (SQLite: behind its write lock, taken by
+        // the delete), so the count below and the insert are one step for every node sharing
+        // the database.
+        lock_slots(&mut tx, &lo).await?;
         // Lapsed slots (their node died) go first; the count ignores them anyway.
         sqlx::query("DELETE FROM job_leases WHERE job >= $1 AND job < $2 AND expires_at <= $3")
             .bind(&lo)
