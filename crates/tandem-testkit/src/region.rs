@@ -103,7 +103,8 @@ impl RegionProcess {
 
     /// Starts another node of this region: its own config file, log and listen port, the same
     /// data directory (so the same SQLite database and blobs), STS secret and admin token, plus
-    /// `extra_config` lines (e.g. `node_name = "b"`). Returns once it is ready.
+    /// `extra_config` lines (e.g. `node_name = "b"`; with [`crate::SharedStorage::with`], the
+    /// same PostgreSQL database and bucket prefix as the first node). Returns once it is ready.
     pub async fn start_sibling(&self, extra_config: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("tandem-{}-node-", self.name))

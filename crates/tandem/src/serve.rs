@@ -194,6 +194,7 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
         }
     });
 
+    let mut follower_task = None;
     if let (Some(pair), Some(auth)) = (replication.pair(), replication.auth()) {
         let link = Arc::new(HttpPairLink::new(pair.clone(), auth.clone()));
         if let Some(follower) = Follower::new(
@@ -204,7 +205,7 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
             REQUIRED_SPEECH_SECS,
         ) {
             tracing::info!(pair = %pair.name, endpoint = %pair.endpoint, "replicating speaker data with the pair");
-            tokio::spawn(follower.run());
+            follower_task = Some(tokio::spawn(follower.run()));
         }
     }
 
@@ -222,6 +223,16 @@ pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
         })
         .await
         .context("serving")?;
+    // The follower saw the shutdown flag: let it release its replication lease, so another node
+    // of the region follows the pair at once instead of after the lease lapses.
+    if let Some(task) = follower_task {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the replication follower did not stop within 5 s");
+        }
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

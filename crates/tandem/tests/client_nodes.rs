@@ -1,6 +1,9 @@
 //! A region served by two nodes, through the real client (issue #10): westus is two
-//! `tandem serve` processes sharing one data directory (one SQLite database, STS secret and
-//! resources), configured as `endpoints = [A, B]`; eastus is the failover target.
+//! `tandem serve` processes sharing one store (STS secret and resources), configured as
+//! `endpoints = [A, B]`; eastus is the failover target. The scenario runs on both storage
+//! layouts (`tandem_testkit::on_each_backend!`): `…::sqlite`, one data directory, and
+//! `…::postgres_s3`, a fresh PostgreSQL database and S3 prefix (skipped without the servers
+//! unless `TANDEM_REQUIRE_PG=1` / `TANDEM_REQUIRE_S3=1`).
 //!
 //! A stream of text-to-speech calls is balanced over A and B. kill -9 of node A in the middle
 //! of it fails no call and fails nothing over: every answer still comes from westus, node A is
@@ -20,11 +23,13 @@ use common::*;
 use tandem_client::{
     Answered, ClientConfig, ClientEvent, SynthesisRequest, Synthesized, TandemClient,
 };
+use tandem_testkit::{on_each_backend, SharedStorage};
 use tokio::sync::broadcast::Receiver;
 
 /// A node of an existing region on a fixed address, so that it can be killed and restarted
 /// where the client's configuration names it: the first node's config file with another
-/// `listen` and a `node_name`, sharing its data directory, STS secret and admin token.
+/// `listen` and a `node_name`, sharing its data directory (or database and bucket), STS secret
+/// and admin token.
 struct FixedNode {
     dir: tempfile::TempDir,
     url: String,
@@ -137,9 +142,15 @@ fn drain(rx: &mut Receiver<ClientEvent>, into: &mut Vec<ClientEvent>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_node_is_ejected_without_a_failed_call_or_a_failover_and_comes_back() {
-    let node_b = region("westus").await;
+on_each_backend!(dead_node_ejected => a_dead_node_is_ejected_without_a_failed_call_or_a_failover_and_comes_back);
+
+async fn a_dead_node_is_ejected_without_a_failed_call_or_a_failover_and_comes_back(
+    storage: SharedStorage,
+) {
+    eprintln!("storage: {}", storage.label());
+    let lines = storage.config_lines();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let node_b = region_with("westus", &lines).await;
     let west = node_b.create_resource("nodes");
     let mut node_a = FixedNode::start(&node_b, "a").await;
     let east = region("eastus").await;

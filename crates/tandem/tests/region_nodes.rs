@@ -1,5 +1,10 @@
-//! Two nodes of one region (issue #10): two `tandem serve` processes sharing the region's data
-//! directory (one SQLite database, one blob store), STS secret and resources.
+//! Two nodes of one region (issue #10): two `tandem serve` processes sharing the region's
+//! metadata and blobs, STS secret and resources. Every scenario runs twice
+//! (`tandem_testkit::on_each_backend!`): `…::sqlite`, both nodes on one data directory (one
+//! SQLite file, one blob directory), and `…::postgres_s3`, both nodes on a fresh PostgreSQL
+//! database and a fresh S3 prefix of their own (`scripts/pg-server.sh run scripts/s3-server.sh
+//! run cargo test -p tandem --test region_nodes`; skipped without the servers unless
+//! `TANDEM_REQUIRE_PG=1` / `TANDEM_REQUIRE_S3=1`).
 //!
 //! - A token issued by one node is accepted by the other, and either node serves any request.
 //! - A training job runs on exactly one node: the node that took the request trains, and the
@@ -7,6 +12,9 @@
 //! - kill -9 of the node in the middle of a training: once its job lease lapses
 //!   (`job_lease_secs`, 2 s here), the other node takes the job over and finishes it; the
 //!   model is then served by the survivor.
+//! - A region-wide quota, the backup leader and its takeover, `tandem migrate`.
+//! - Speaker replication with the pair runs on the holder of the region's replication lease
+//!   only; when that node dies, the other takes the lease over and replication goes on.
 
 mod common;
 
@@ -16,12 +24,31 @@ use std::time::{Duration, Instant};
 use common::custom_speech::*;
 use common::*;
 use serde_json::{json, Value};
+use tandem_testkit::{on_each_backend, SharedStorage};
 
-fn node(name: &str) -> Vec<String> {
-    vec![
-        format!("node_name = \"{name}\""),
-        "job_lease_secs = 2".into(),
-    ]
+/// `lines` as the `&str`s `start_sibling` takes.
+fn refs(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(String::as_str).collect()
+}
+
+/// Node `name` of a region on `storage`, with 2 s job leases.
+fn node(storage: &SharedStorage, name: &str) -> Vec<String> {
+    storage.with(&[&format!("node_name = \"{name}\""), "job_lease_secs = 2"])
+}
+
+/// The region's metadata store, opened by the test (blobs in a directory of its own: the
+/// test reads leases only).
+async fn open_store(
+    storage: &SharedStorage,
+    region: &RegionProcess,
+    blobs: &Path,
+) -> tandem_store::Store {
+    tandem_store::Store::open(
+        &storage.metadata_url(region),
+        &format!("file://{}", blobs.display()),
+    )
+    .await
+    .unwrap()
 }
 
 /// A Language dataset of `bytes` of pseudo-random sentences over the biology vocabulary
@@ -74,20 +101,20 @@ fn trainings(node: &RegionProcess, model: &str) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_a_region_and_a_dead_nodes_training_is_taken_over() {
+on_each_backend!(dead_nodes_training_is_taken_over => two_nodes_share_a_region_and_a_dead_nodes_training_is_taken_over);
+
+async fn two_nodes_share_a_region_and_a_dead_nodes_training_is_taken_over(storage: SharedStorage) {
+    eprintln!("storage: {}", storage.label());
     let mut a = RegionProcess::start(
         Path::new(BIN),
         "westus",
         RegionOptions {
-            extra_config: node("node-a"),
+            extra_config: node(&storage, "node-a"),
             ..RegionOptions::default()
         },
     )
     .await;
-    let b = a
-        .start_sibling(&["node_name = \"node-b\"", "job_lease_secs = 2"])
-        .await;
+    let b = a.start_sibling(&refs(&node(&storage, "node-b"))).await;
     let keys = a.create_resource("nodes");
 
     // A token from node A works on node B.
@@ -145,12 +172,8 @@ async fn two_nodes_share_a_region_and_a_dead_nodes_training_is_taken_over() {
     }
     // While node A trains, it holds the job's lease: node B's scans (every 2 s) leave the job
     // alone. The lease is read from the shared database.
-    let store = tandem_store::Store::open(
-        &format!("sqlite://{}", a.data_dir().join("tandem.db").display()),
-        &format!("file://{}", a.data_dir().join("blobs").display()),
-    )
-    .await
-    .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let store = open_store(&storage, &a, scratch.path()).await;
     let job = format!("train/{}/{}", keys.id, id_of(&slow));
     let lease = store
         .meta
@@ -199,27 +222,29 @@ async fn two_nodes_share_a_region_and_a_dead_nodes_training_is_taken_over() {
     );
 }
 
+on_each_backend!(quota_holds_across_nodes => a_quota_holds_across_the_nodes_of_a_region);
+
 /// `quota_scope = "region"`: a resource's concurrency limit holds across the nodes of the
 /// region. Limit 2, three recognitions at once (two on node A, one on node B, each holding its
 /// slot for the seconds recognition takes): exactly one 429. Counted per node, all three
 /// would pass (node A holds two, node B one).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quota_holds_across_the_nodes_of_a_region() {
+async fn a_quota_holds_across_the_nodes_of_a_region(storage: SharedStorage) {
+    let quota = |name: &str| {
+        storage.with(&[
+            &format!("node_name = \"{name}\""),
+            "quota_scope = \"region\"",
+        ])
+    };
     let a = RegionProcess::start(
         Path::new(BIN),
         "westus",
         RegionOptions {
-            extra_config: vec![
-                "node_name = \"node-a\"".into(),
-                "quota_scope = \"region\"".into(),
-            ],
+            extra_config: quota("node-a"),
             ..RegionOptions::default()
         },
     )
     .await;
-    let b = a
-        .start_sibling(&["node_name = \"node-b\"", "quota_scope = \"region\""])
-        .await;
+    let b = a.start_sibling(&refs(&quota("node-b"))).await;
     let out = a.cli(&[
         "resource",
         "create",
@@ -286,19 +311,20 @@ async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+on_each_backend!(backup_leader_takeover => one_node_backs_up_the_region_and_another_takes_over);
+
 /// Both nodes run the backup worker (every second here), but one backs up: the holder of the
 /// region's backup lease. When it dies, the other takes over once the lease lapses (two
 /// intervals).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_node_backs_up_the_region_and_another_takes_over() {
+async fn one_node_backs_up_the_region_and_another_takes_over(storage: SharedStorage) {
     let repo = tempfile::tempdir().unwrap();
     let backup = |node: &str| {
-        vec![
-            format!("node_name = \"{node}\""),
-            "[backup]".to_owned(),
-            format!("target = \"file://{}\"", repo.path().display()),
-            "interval_secs = 1".to_owned(),
-        ]
+        storage.with(&[
+            &format!("node_name = \"{node}\""),
+            "[backup]",
+            &format!("target = \"file://{}\"", repo.path().display()),
+            "interval_secs = 1",
+        ])
     };
     let mut a = RegionProcess::start(
         Path::new(BIN),
@@ -309,9 +335,7 @@ async fn one_node_backs_up_the_region_and_another_takes_over() {
         },
     )
     .await;
-    let lines = backup("node-b");
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let b = a.start_sibling(&refs).await;
+    let b = a.start_sibling(&refs(&backup("node-b"))).await;
     a.create_resource("backed-up");
     until("three snapshots", Duration::from_secs(60), || {
         backups(&a) + backups(&b) >= 3
@@ -329,18 +353,25 @@ async fn one_node_backs_up_the_region_and_another_takes_over() {
     .await;
 }
 
+on_each_backend!(migrate_before_start => without_migrate_on_start_a_node_waits_for_tandem_migrate);
+
 /// `[storage] migrate_on_start = false` (nodes sharing a database): a process refuses a
 /// database behind its format and says to run `tandem migrate`; after it, the same command
 /// works. `tandem migrate` says what it did, and is idempotent.
-#[test]
-fn without_migrate_on_start_a_node_waits_for_tandem_migrate() {
+async fn without_migrate_on_start_a_node_waits_for_tandem_migrate(storage: SharedStorage) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("region.toml");
+    let mut lines = storage.config_lines();
+    if lines.is_empty() {
+        lines.push("[storage]".into());
+    }
+    lines.push("migrate_on_start = false".into());
     std::fs::write(
         &config,
         format!(
-            "region = \"westus\"\ndata_dir = \"{}\"\n[storage]\nmigrate_on_start = false\n",
-            dir.path().join("data").display()
+            "region = \"westus\"\ndata_dir = \"{}\"\n{}\n",
+            dir.path().join("data").display(),
+            lines.join("\n")
         ),
     )
     .unwrap();
@@ -371,4 +402,250 @@ fn without_migrate_on_start_a_node_waits_for_tandem_migrate() {
     assert!(out.contains("nothing to do"), "{out}");
     let (ok, _, err) = tandem(&["resource", "list"]);
     assert!(ok, "after tandem migrate: {err}");
+}
+
+const V: &str = "api-version=2021-09-05";
+
+/// `GET /admin/v1/replication` of one node: state, cursor, lease, digest of the speaker data.
+async fn replication(node: &RegionProcess) -> Value {
+    let resp = http()
+        .get(format!("{}/admin/v1/replication", node.url))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// Polls `node`'s replication status every 50 ms until `cond` holds, or panics after 60 s.
+async fn until_status(what: &str, node: &RegionProcess, cond: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = replication(node).await;
+        if cond(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `a` and `b` hold the same speaker data (their digests agree).
+async fn converged(what: &str, a: &RegionProcess, b: &RegionProcess) {
+    let start = Instant::now();
+    loop {
+        let (da, db) = (
+            replication(a).await["digest"].clone(),
+            replication(b).await["digest"].clone(),
+        );
+        if da == db {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: never converged:\n{da}\n{db}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A new text-independent verification profile at `base`, enrolled once with flite's voice
+/// saying `text` (synthesized there); returns its id.
+async fn enrolled_profile(base: &str, key: &str, text: &str) -> String {
+    let http = http();
+    let wav = http
+        .post(format!("{base}/cognitiveservices/v1"))
+        .header(KEY, key)
+        .header("Content-Type", "application/ssml+xml")
+        .header("X-Microsoft-OutputFormat", "riff-16khz-16bit-mono-pcm")
+        .body(ssml("en-US-SltFlite", text))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let profiles = format!("{base}/speaker-recognition/verification/text-independent/profiles");
+    let r = http
+        .post(format!("{profiles}?{V}"))
+        .header(KEY, key)
+        .json(&json!({"locale": "en-us"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["profileId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!("{profiles}/{id}/enrollments?{V}"))
+        .header(KEY, key)
+        .header("Content-Type", "audio/wav")
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "enroll: {}", r.status());
+    id
+}
+
+/// Waits for `/readyz/speaker` (the node caught up with the pair).
+async fn speaker_ready(node: &RegionProcess) {
+    let start = Instant::now();
+    while http()
+        .get(format!("{}/readyz/speaker", node.url))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}: speaker never ready",
+            node.url
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+on_each_backend!(replication_lease_takeover => one_node_replicates_the_region_and_another_takes_over);
+
+/// westus (two nodes) is paired with eastus (one node, SQLite). Both westus nodes run the
+/// follower, but only the holder of `replication/speaker/westus` pulls eastus's log and
+/// applies it; the other applies nothing. kill -9 of the holder: once its lease lapses (2 s),
+/// the other takes it over (generation 2), and enrollments in eastus keep reaching westus.
+/// eastus reaches westus through a proxy, the region's load balancer, which moves to the
+/// survivor: enrollments in westus keep reaching eastus too.
+async fn one_node_replicates_the_region_and_another_takes_over(storage: SharedStorage) {
+    let secret = tempfile::tempdir().unwrap();
+    let secret_file = secret.path().join("peer.secret");
+    std::fs::write(
+        &secret_file,
+        "f0e1d2c3b4a5968778695a4b3c2d1e0f-test-federation\n",
+    )
+    .unwrap();
+    let paired = |pair: &str, endpoint: &str| {
+        vec![
+            format!("pair = \"{pair}\""),
+            format!("peer_secret_file = \"{}\"", secret_file.display()),
+            "[replication]".into(),
+            "retry_base_ms = 50".into(),
+            "retry_max_ms = 500".into(),
+            "poll_wait_ms = 2000".into(),
+            "[[peers]]".into(),
+            format!("name = \"{pair}\""),
+            format!("endpoint = \"{endpoint}\""),
+        ]
+    };
+    let balancer = tandem_testkit::FaultProxy::start("127.0.0.1:9").await;
+    let east = RegionProcess::start(
+        Path::new(BIN),
+        "eastus",
+        RegionOptions {
+            extra_config: paired("westus", &balancer.url()),
+            ..RegionOptions::default()
+        },
+    )
+    .await;
+    let west_node = |name: &str| {
+        let mut lines = vec![
+            format!("node_name = \"{name}\""),
+            "job_lease_secs = 2".into(),
+        ];
+        lines.extend(paired("eastus", &east.url));
+        storage.with(&refs(&lines))
+    };
+    let a = RegionProcess::start(
+        Path::new(BIN),
+        "westus",
+        RegionOptions {
+            extra_config: west_node("node-a"),
+            ..RegionOptions::default()
+        },
+    )
+    .await;
+    balancer.set_target(&a.url);
+    let b = a.start_sibling(&refs(&west_node("node-b"))).await;
+    for node in [&east, &a, &b] {
+        speaker_ready(node).await;
+    }
+    let east_key = east.create_resource("east").key1;
+    let west_key = a.create_resource("west").key1;
+
+    // One node holds the region's replication lease; the admin view of each node says which.
+    let scratch = tempfile::tempdir().unwrap();
+    let store = open_store(&storage, &a, scratch.path()).await;
+    let job = tandem_server::replication::replication_lease_job(
+        &tandem_core::RegionName::new("westus").unwrap(),
+    );
+    let lease = store.meta.get_lease(&job).await.unwrap().expect("a lease");
+    assert_eq!(lease.generation, 1);
+    let (mut holder, survivor, survivor_name) = if lease.holder == "node-a" {
+        (a, b, "node-b")
+    } else {
+        assert_eq!(lease.holder, "node-b");
+        (b, a, "node-a")
+    };
+    assert_eq!(replication(&holder).await["leader"], true);
+    assert_eq!(replication(&survivor).await["leader"], false);
+
+    // An enrollment in eastus reaches westus, applied by the holder alone.
+    enrolled_profile(
+        &east.url,
+        &east_key,
+        "The birch canoe slid on the smooth planks.",
+    )
+    .await;
+    converged("eastus -> westus", &east, &survivor).await;
+    let applied = |v: &Value| v["appliedTotal"].as_u64().unwrap();
+    assert!(
+        applied(&replication(&holder).await) >= 2,
+        "the holder applied it"
+    );
+    assert_eq!(
+        applied(&replication(&survivor).await),
+        0,
+        "the other node applied nothing"
+    );
+
+    // kill -9 of the holder; the balancer in front of westus moves to the survivor.
+    holder.kill9();
+    balancer.set_target(&survivor.url);
+    until_status("the survivor to take the lease", &survivor, |v| {
+        v["leader"] == true
+    })
+    .await;
+    let lease = store.meta.get_lease(&job).await.unwrap().expect("a lease");
+    assert_eq!(
+        (lease.holder.as_str(), lease.generation),
+        (survivor_name, 2)
+    );
+    assert!(
+        survivor
+            .log()
+            .contains("replication lease taken over from another node"),
+        "the survivor says it took over"
+    );
+
+    // Both directions still replicate.
+    enrolled_profile(
+        &east.url,
+        &east_key,
+        "Glue the sheet to the dark blue background.",
+    )
+    .await;
+    converged("eastus -> westus after the kill", &east, &survivor).await;
+    assert!(applied(&replication(&survivor).await) >= 2);
+    enrolled_profile(
+        &survivor.url,
+        &west_key,
+        "It is easy to tell the depth of a well.",
+    )
+    .await;
+    converged("westus -> eastus after the kill", &east, &survivor).await;
+    drop(holder);
 }

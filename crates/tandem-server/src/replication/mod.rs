@@ -11,7 +11,13 @@
 //! pair took while this region was down. Only then does it take speaker traffic back. If the pair
 //! cannot be reached for `catchup_timeout_ms`, the region serves anyway (both may be down or
 //! partitioned; concurrent writes merge when they meet again).
+//!
+//! A region of several nodes follows its pair once: every node runs the follower, but only the
+//! holder of the region's replication lease pulls and applies ([`lease`]); the others take
+//! it over when it lapses. A node that does not hold it still starts catching up, and serves
+//! once the region's cursor (written by the holder in the shared store) reaches the pair's head.
 
+mod lease;
 mod link;
 mod wire;
 mod worker;
@@ -28,6 +34,7 @@ use tandem_core::{
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+pub use lease::replication_lease_job;
 pub use link::{HttpPairLink, LinkError, PairLink};
 pub use wire::{
     Discovery, PairRef, PullResponse, Services, SpeakerService, WireChange,
@@ -68,6 +75,8 @@ pub(crate) struct FollowerStatus {
     pub pair_head: u64,
     pub cursor: u64,
     pub applied_total: u64,
+    /// Whether this node held the region's replication lease at its last try.
+    pub leader: bool,
 }
 
 /// A region's replication state, shared by the routes and the follower.
@@ -77,6 +86,8 @@ pub struct Replication {
     peers: Vec<PeerConfig>,
     auth: Option<PeerAuth>,
     config: ReplicationConfig,
+    node: String,
+    lease_ttl: std::time::Duration,
     state: watch::Sender<SpeakerState>,
     local: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
@@ -109,6 +120,8 @@ impl Replication {
             peers: cfg.peers.clone(),
             auth: peer_secret.map(|s| PeerAuth::new(cfg.region.clone(), s.into_bytes())),
             config: cfg.replication.clone(),
+            node: cfg.node_name(),
+            lease_ttl: std::time::Duration::from_secs(cfg.job_lease_secs.max(1)),
             state: watch::channel(initial).0,
             local: watch::channel(0).0,
             shutdown: watch::channel(false).0,
@@ -129,6 +142,21 @@ impl Replication {
     /// Replication tuning.
     pub fn config(&self) -> &ReplicationConfig {
         &self.config
+    }
+
+    /// This region.
+    pub fn region(&self) -> &RegionName {
+        &self.region
+    }
+
+    /// This node's name, the holder name of the region's replication lease.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The replication lease's time to live (`job_lease_secs`).
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        self.lease_ttl
     }
 
     /// The speaker service's state.
@@ -252,6 +280,8 @@ impl Replication {
             "cursor": s.cursor,
             "behind": s.pair_head.saturating_sub(s.cursor),
             "appliedTotal": s.applied_total,
+            "node": self.node,
+            "leader": s.leader,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The follower: pulls the pair's origin log and applies it here, for as long as the region
-//! runs. Time comes from tokio, so the catch-up timeout and the backoff are tested on paused
-//! time with a scripted [`PairLink`].
+//! runs, on the node that holds the region's replication lease ([`super::lease`]). Time comes
+//! from tokio, so the catch-up timeout and the backoff are tested on paused time with a
+//! scripted [`PairLink`]; the lease's "now" is an injected clock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tandem_store::{enrollment_audio_key, Cursor, SpeakerOp, Store};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::lease::{wall_clock, Clock, RegionLease};
 use super::link::{LinkError, PairLink};
 use super::wire::PullResponse;
 use super::{Replication, SpeakerState};
@@ -39,6 +41,7 @@ pub struct Follower {
     repl: Arc<Replication>,
     metrics: Metrics,
     required_speech_secs: f64,
+    clock: Clock,
 }
 
 impl Follower {
@@ -59,7 +62,36 @@ impl Follower {
             repl,
             metrics,
             required_speech_secs,
+            clock: wall_clock(),
         })
+    }
+
+    /// The same follower with lease decisions on `clock` (tests).
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// For a node that does not hold the lease: whether the region (its cursor, written by
+    /// the holder) holds the pair's whole log. One page of one change, without waiting.
+    pub async fn probe(&self) -> Result<bool, StepError> {
+        let cursor = self.store.meta.replication_cursor(&self.pair).await?;
+        let after = cursor.map_or(0, |c| c.seq);
+        let resp = self.link.pull(after, 1, Duration::ZERO).await?;
+        if resp.region != self.pair {
+            return Err(StepError::Invalid(format!(
+                "the pair's endpoint answered as region {}, not {}",
+                resp.region, self.pair
+            )));
+        }
+        let same_log = cursor.is_none_or(|c| c.store_id == resp.store_id);
+        let mut st = self.repl.status.lock().expect("status lock");
+        st.last_pull = Some(OffsetDateTime::now_utc());
+        st.last_error = None;
+        st.pair_head = resp.head;
+        st.cursor = after;
+        Ok(same_log && resp.changes.is_empty() && after >= resp.head)
     }
 
     /// One pull and apply. `Ok(true)` when this region then holds the pair's whole log.
@@ -207,26 +239,44 @@ impl Follower {
 
     /// Follows the pair until shutdown: catch up first (speaker routes refuse traffic until
     /// then), then long-poll. Failed pulls back off exponentially; past `catchup_timeout_ms`
-    /// without reaching the pair, the region serves anyway.
+    /// without reaching the pair, the region serves anyway. Only while this node holds the
+    /// region's replication lease; otherwise it checks (while catching up) whether the region
+    /// has caught up, and tries to take the lease every third of its time to live.
     pub async fn run(self) {
         let cfg = self.repl.config().clone();
         let mut shutdown = self.repl.watch_shutdown();
         let mut retry = Retry::new(&cfg, Instant::now());
+        let mut lease = RegionLease::new(
+            self.store.meta.clone(),
+            self.repl.region(),
+            self.repl.node().to_owned(),
+            self.repl.lease_ttl(),
+            self.clock.clone(),
+        );
         self.repl.set_state(SpeakerState::CatchingUp, &self.metrics);
         tracing::info!(pair = %self.pair, "catching up with the pair before serving speaker traffic");
         loop {
             if *shutdown.borrow() {
+                lease.release().await;
                 return;
             }
             let catching_up = self.repl.state() == SpeakerState::CatchingUp;
+            let leader = lease.hold().await;
+            self.repl.status.lock().expect("status lock").leader = lease.held();
             let wait = if catching_up {
                 Duration::ZERO
             } else {
-                Duration::from_millis(cfg.poll_wait_ms)
+                // The holder comes round in time to extend its lease.
+                Duration::from_millis(cfg.poll_wait_ms).min(lease.period())
             };
             let result = tokio::select! {
-                r = self.step(wait) => r,
-                _ = shutdown.changed() => return,
+                r = self.step(wait), if leader => r,
+                r = self.probe(), if !leader && catching_up => r,
+                _ = std::future::ready(()), if !leader && !catching_up => Ok(false),
+                _ = shutdown.changed() => {
+                    lease.release().await;
+                    return;
+                }
             };
             match result {
                 Ok(reached) => {
@@ -238,6 +288,20 @@ impl Follower {
                         self.repl.status.lock().expect("status lock").caught_up_at =
                             Some(OffsetDateTime::now_utc());
                         tracing::info!(pair = %self.pair, took = ?retry.started.elapsed(), "caught up with the pair: serving speaker traffic");
+                    }
+                    if leader {
+                        continue;
+                    }
+                    // Not the holder: try again for the lease (and, catching up, check the
+                    // region's cursor again) a little later.
+                    let pause = if self.repl.state() == SpeakerState::CatchingUp {
+                        lease.period().min(Duration::from_millis(cfg.retry_base_ms))
+                    } else {
+                        lease.period()
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
                     }
                 }
                 Err(e) => {
@@ -251,9 +315,15 @@ impl Follower {
                         self.repl.set_state(SpeakerState::Serving, &self.metrics);
                         tracing::warn!(pair = %self.pair, "pair unreachable for {} ms: serving speaker traffic without catching up; changes will merge when it is back", cfg.catchup_timeout_ms);
                     }
+                    // A holder still extends its lease while the pair is unreachable.
+                    let delay = if leader {
+                        next.delay.min(lease.period())
+                    } else {
+                        next.delay
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(next.delay) => {}
-                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => {}
                     }
                 }
             }
@@ -323,5 +393,7 @@ fn backoff(failures: u32, base_ms: u64, max_ms: u64) -> Duration {
     Duration::from_millis(base_ms.saturating_mul(1u64 << exp).min(max_ms.max(base_ms)))
 }
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod tests;

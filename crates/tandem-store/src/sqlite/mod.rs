@@ -212,9 +212,13 @@ async fn begin_snapshot(pool: &DbPool) -> Result<Transaction<'static, Db>> {
     Ok(pool.begin().await?)
 }
 
-/// Serialises speaker writes: nothing to do, SQLite has one writer, and every speaker transaction
-/// writes before it reads, so it holds the write lock from its first statement.
-async fn lock_speakers(_conn: &mut DbConn) -> Result<()> {
+/// Serialises speaker writes: a no-op write, so the transaction holds SQLite's single write lock
+/// before it reads the profile's stamps (a deferred transaction that read first could not upgrade
+/// once another writer committed).
+async fn lock_speakers(conn: &mut DbConn) -> Result<()> {
+    sqlx::query("UPDATE tandem_meta SET format_version = format_version WHERE id = 1")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

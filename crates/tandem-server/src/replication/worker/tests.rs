@@ -50,7 +50,7 @@ impl PairLink for Scripted {
     }
 }
 
-fn region(s: &str) -> RegionName {
+pub(super) fn region(s: &str) -> RegionName {
     RegionName::new(s).unwrap()
 }
 
@@ -63,7 +63,7 @@ fn repl() -> Arc<Replication> {
     Arc::new(Replication::new(&cfg, cfg.peer_secret().unwrap()))
 }
 
-async fn store() -> (tempfile::TempDir, Store) {
+pub(super) async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let meta = format!("sqlite://{}", dir.path().join("t.db").display());
     let blobs = format!("file://{}", dir.path().join("blobs").display());
@@ -71,7 +71,7 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn resource(id: ResourceId, name: &str) -> ReplicatedResource {
+pub(super) fn resource(id: ResourceId, name: &str) -> ReplicatedResource {
     let hash: KeyHash = ResourceKey::generate().hash();
     ReplicatedResource {
         id,
@@ -84,7 +84,7 @@ fn resource(id: ResourceId, name: &str) -> ReplicatedResource {
     }
 }
 
-fn create(seq: u64, resource: ResourceId) -> WireChange {
+pub(super) fn create(seq: u64, resource: ResourceId) -> WireChange {
     let now = OffsetDateTime::now_utc();
     WireChange {
         change: SpeakerChange {
@@ -105,7 +105,7 @@ fn create(seq: u64, resource: ResourceId) -> WireChange {
     }
 }
 
-fn answer(
+pub(super) fn answer(
     store_id: Uuid,
     head: u64,
     changes: Vec<WireChange>,

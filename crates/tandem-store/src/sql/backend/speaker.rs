@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::merge::{hlc_sql, real, refresh_totals, tombstone_dead};
+use super::merge::{hlc_from_sql, hlc_sql, real, refresh_totals, tombstone_dead};
 use super::{lock_speakers, Db, DbConn, DbRow, SqlStore};
 use crate::speaker::{bytes_to_f32s, f32s_to_bytes};
 use crate::sql::{conflict_or, format_time};
@@ -44,9 +44,9 @@ fn not_found(id: Uuid) -> StoreError {
 impl SqlStore {
     pub(super) async fn sp_create_profile(&self, p: NewProfile) -> Result<SpeakerProfile> {
         let now = format_time(OffsetDateTime::now_utc());
-        let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
         lock_speakers(&mut tx).await?;
+        let hlc = self.clock.now();
         sqlx::query(
             "INSERT INTO speaker_profiles (id, resource_id, kind, locale, created_at, updated_at, hlc) \
              VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -116,9 +116,9 @@ impl SqlStore {
         required_speech_secs: f64,
     ) -> Result<SpeakerProfile> {
         let now = format_time(OffsetDateTime::now_utc());
-        let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
         lock_speakers(&mut tx).await?;
+        let hlc = self.stamp_after(&mut tx, e.profile_id).await?;
         // Insert first (only if the profile is live and owned): takes SQLite's write lock at
         // once. Born a tombstone only if a reset with a later HLC won a race with this insert (merge
         // rule 3), exactly as it would be where this change is replayed.
@@ -206,9 +206,9 @@ impl SqlStore {
         delete: bool,
     ) -> Result<Vec<Enrollment>> {
         let now = format_time(OffsetDateTime::now_utc());
-        let hlc = self.clock.now();
         let mut tx = self.pool.begin().await?;
         lock_speakers(&mut tx).await?;
+        let hlc = self.stamp_after(&mut tx, id).await?;
         let sql = if delete {
             format!(
                 "UPDATE speaker_profiles AS p SET deleted_hlc = $4, deleted_at = $5 WHERE {OWNED}"
@@ -238,6 +238,34 @@ impl SqlStore {
         refresh_totals(&mut tx, id, None).await?;
         tx.commit().await?;
         Ok(removed)
+    }
+}
+
+impl SqlStore {
+    /// A stamp for a change to profile `id`, later than every stamp the database holds for that
+    /// profile (its own, its reset and delete, its enrollments'). Taken under the speaker lock.
+    ///
+    /// Nodes that share one database each stamp with their own clock, and the node that applies
+    /// the pair's changes raises stamps past the others' clocks (a pair ahead in time, or hosts
+    /// with skewed clocks). The merge rules compare stamps within a profile, so a change made
+    /// after a stored stamp must be stamped after it, or it is merged as if it came first: an
+    /// enrollment after a newer reset would be born deleted.
+    async fn stamp_after(&self, tx: &mut Transaction<'_, Db>, id: Uuid) -> Result<Hlc> {
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT max(h) FROM ( \
+                 SELECT max(hlc) AS h FROM speaker_profiles WHERE id = $1 \
+                 UNION ALL SELECT max(reset_hlc) FROM speaker_profiles WHERE id = $1 \
+                 UNION ALL SELECT max(deleted_hlc) FROM speaker_profiles WHERE id = $1 \
+                 UNION ALL SELECT max(hlc) FROM speaker_enrollments WHERE profile_id = $1) \
+             AS stamps",
+        )
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        if let Some(newest) = newest {
+            self.clock.observe(hlc_from_sql(newest)?);
+        }
+        Ok(self.clock.now())
     }
 }
 
