@@ -43,7 +43,7 @@ async fn wait_op(api: &Api, url: &str) -> anyhow::Result<Value> {
 /// A loopback HTTP sink: reads each request's body and answers 204. Its URL. With `dir`, the
 /// durable anchor: each body is written to a file there and fsync'd before the answer, as a
 /// copy's target must do before it acknowledges.
-async fn sink(dir: Option<std::path::PathBuf>) -> anyhow::Result<String> {
+pub(crate) async fn sink(dir: Option<std::path::PathBuf>) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/", listener.local_addr()?);
     tokio::spawn(async move {

@@ -1,10 +1,13 @@
 //! Custom voice (issue #8): deployment time beside the guide's "usually 3 minutes", and the
 //! synthesis real-time factor of `?deploymentId=` against the same Piper voice run in-process
-//! ("Piper alone", goal ≤ 1.1×). The customer's voice is the pinned Piper voice `joe`; its
-//! consent and training audio are spoken by joe itself, so the consent check passes.
+//! ("Piper alone", goal ≤ 1.1×), and the voice model's copy to another region (its ONNX,
+//! config, consent recording and training audio) against a raw HTTP transfer of the same bytes
+//! on the same loopback, interleaved in the same run. The customer's voice is the pinned Piper
+//! voice `joe`; its consent and training audio are spoken by joe itself, so the consent check
+//! passes.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
@@ -75,7 +78,22 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
         cache.model_path(PIPER_JOE_CONFIG)?,
     );
     let joe = PiperVoice::load(&onnx_path, &json_path)?;
-    let mut region = RegionProcess::start(bin, "benchus", RegionOptions::default()).await;
+    // Two federated regions: benchus (the voice's home) copies to benchdr.
+    let secret = tempfile::tempdir()?;
+    let secret_file = secret.path().join("peer.secret");
+    std::fs::write(&secret_file, "b3nch-custom-voice-copy-0123456789abcdef\n")?;
+    let peer = |name: &str, url: &str| RegionOptions {
+        extra_config: vec![
+            format!("peer_secret_file = \"{}\"", secret_file.display()),
+            "[[peers]]".into(),
+            format!("name = \"{name}\""),
+            format!("endpoint = \"{url}\""),
+        ],
+        ..RegionOptions::default()
+    };
+    // benchdr first, so benchus can name it; benchdr never calls benchus during a copy.
+    let dr = RegionProcess::start(bin, "benchdr", peer("benchus", "http://127.0.0.1:9")).await;
+    let mut region = RegionProcess::start(bin, "benchus", peer("benchdr", &dr.url)).await;
     let key = region.create_resource("bench").key1;
     let cv = Cv {
         http: reqwest::Client::new(),
@@ -87,6 +105,8 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
         json!({"description": "joe", "kind": "ProfessionalVoice"}),
     )
     .await?;
+    let consent_wav = wav(&joe, STATEMENT)?;
+    let mut carried = consent_wav.len();
     let consent = Form::new()
         .text("voiceTalentName", "Joe")
         .text("companyName", "Contoso")
@@ -94,7 +114,7 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
         .text("projectId", "p")
         .part(
             "audiodata",
-            Part::bytes(wav(&joe, STATEMENT)?)
+            Part::bytes(consent_wav)
                 .file_name("c.wav")
                 .mime_str("audio/wav")?,
         );
@@ -108,10 +128,9 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
     let mut form = Form::new();
     for (i, text) in HARVARD_SENTENCES.iter().take(5).enumerate() {
         script.push_str(&format!("{i:04}\t{text}\n"));
-        form = form.part(
-            "audiodata",
-            Part::bytes(wav(&joe, text)?).file_name(format!("{i:04}.wav")),
-        );
+        let w = wav(&joe, text)?;
+        carried += w.len();
+        form = form.part("audiodata", Part::bytes(w).file_name(format!("{i:04}.wav")));
     }
     form = form.part(
         "script",
@@ -205,6 +224,7 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
             http.push(t.elapsed().as_secs_f64() / audio);
         }
     }
+    let copy = measure_copy(&region, &dr, &key, &onnx_path, &json_path, carried, reps).await?;
     let (w, c, a, h) = (median(&warm), median(&cold), median(&alone), median(&http));
     println!("\n### Custom voice (joe, Piper ONNX): {reps} deployments of each kind, 10 Harvard sentences × {reps}\n");
     println!("| step | Tandem (median) | Microsoft's guide / anchor | ratio |");
@@ -224,10 +244,156 @@ pub async fn run(bin: &Path, out: &Path, reps: usize) -> anyhow::Result<()> {
         "| synthesis RTF, `?deploymentId=` over HTTP | {h:.4} | Piper alone (in-process): {a:.4} | {:.2}× (goal ≤ 1.1×) |",
         h / a
     );
+    let (raw, durable, copied, deploy) = (
+        median(&copy.raw),
+        median(&copy.durable),
+        median(&copy.copy),
+        median(&copy.deploy),
+    );
+    println!(
+        "\n### Voice model copy benchus → benchdr ({:.1} MB: ONNX, config, consent, 5 utterances), {reps} copies\n",
+        copy.bytes as f64 / 1e6
+    );
+    println!("| step | median | anchor | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| raw HTTP POST of the same bytes (one body, read and dropped) | {:.1} ms | | |",
+        raw * 1e3
+    );
+    println!(
+        "| raw HTTP POST into an fsync'd file | {:.1} ms | | |",
+        durable * 1e3
+    );
+    println!(
+        "| `:copyto` → operation `Succeeded` (includes the target's test synthesis) | {:.0} ms | raw / fsync'd | {:.1}× / {:.1}× |",
+        copied * 1e3,
+        copied / raw,
+        copied / durable
+    );
+    println!(
+        "| of which the target's test synthesis (from the copy's `validation`) | {:.0} ms | | |",
+        median(&copy.synth) * 1e3
+    );
+    println!(
+        "| deployment of the copy in benchdr (loads the voice) | {:.0} ms | usually 3 min | {:.4}× |",
+        deploy * 1e3,
+        deploy / 180.0
+    );
     save(
         out,
         "custom_voice",
         &json!({"reps": reps, "import_s": import_s, "deploy_warm_s": warm, "deploy_cold_s": cold,
-                "rtf_alone_median": a, "rtf_http_median": h, "format": format.name()}),
+                "rtf_alone_median": a, "rtf_http_median": h, "format": format.name(),
+                "copy": {"bytes": copy.bytes, "raw_http_s": copy.raw, "raw_http_fsync_s": copy.durable,
+                         "copyto_succeeded_s": copy.copy, "target_test_synthesis_s": copy.synth,
+                         "deploy_copy_s": copy.deploy,
+                         "medians_s": {"raw": raw, "raw_fsync": durable, "copy": copied, "deploy": deploy}}}),
     )
+}
+
+/// The copy's figures, seconds per repetition.
+struct CopyRuns {
+    bytes: usize,
+    raw: Vec<f64>,
+    durable: Vec<f64>,
+    copy: Vec<f64>,
+    /// The target's test synthesis within the copy (from the copied model's validation).
+    synth: Vec<f64>,
+    deploy: Vec<f64>,
+}
+
+/// `reps` copies of model `m` of `src` into a fresh resource of `dr` each (so that every copy
+/// moves every byte), each after the two anchors: the same number of bytes in one HTTP POST to
+/// a loopback sink that drops them, and to one that writes them to a file and fsyncs it.
+async fn measure_copy(
+    src: &RegionProcess,
+    dr: &RegionProcess,
+    key: &str,
+    onnx: &Path,
+    config: &Path,
+    audio_bytes: usize,
+    reps: usize,
+) -> anyhow::Result<CopyRuns> {
+    let bytes = std::fs::metadata(onnx)?.len() as usize
+        + std::fs::metadata(config)?.len() as usize
+        + audio_bytes;
+    let body = bytes::Bytes::from(vec![0x5au8; bytes]);
+    let sink_dir = tempfile::tempdir_in(dr.data_dir())?;
+    let (sink, durable_sink) = (
+        crate::copy::sink(None).await?,
+        crate::copy::sink(Some(sink_dir.path().to_owned())).await?,
+    );
+    let http = reqwest::Client::new();
+    let mut runs = CopyRuns {
+        bytes,
+        raw: Vec::new(),
+        durable: Vec::new(),
+        copy: Vec::new(),
+        synth: Vec::new(),
+        deploy: Vec::new(),
+    };
+    for i in 0..reps {
+        for (url, out) in [(&sink, &mut runs.raw), (&durable_sink, &mut runs.durable)] {
+            let t = Instant::now();
+            let r = http.post(url).body(body.clone()).send().await?;
+            anyhow::ensure!(r.status().as_u16() == 204, "sink: {}", r.status());
+            out.push(t.elapsed().as_secs_f64());
+        }
+        let target = dr.create_resource(&format!("dr{i}")).key1;
+        let t = Instant::now();
+        let r = http
+            .post(format!("{}/customvoice/models/m:copyto?{V}", src.url))
+            .header("Ocp-Apim-Subscription-Key", key)
+            .json(&json!({"targetSubscriptionKey": target, "targetRegion": "benchdr"}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().as_u16() == 202, "copyto: {}", r.text().await?);
+        let op = r
+            .headers()
+            .get("operation-location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no Operation-Location"))?;
+        loop {
+            let v: Value = http
+                .get(&op)
+                .header("Ocp-Apim-Subscription-Key", key)
+                .send()
+                .await?
+                .json()
+                .await?;
+            match v["status"].as_str() {
+                Some("Succeeded") => break,
+                Some("Failed") => anyhow::bail!("the copy failed: {v}"),
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "the copy hangs");
+        }
+        runs.copy.push(t.elapsed().as_secs_f64());
+        let cv = Cv {
+            http: http.clone(),
+            base: dr.url.clone(),
+            key: target,
+        };
+        let m: Value = http
+            .get(cv.url("/models/m"))
+            .header("Ocp-Apim-Subscription-Key", &cv.key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let v = &m["properties"]["validation"];
+        runs.synth.push(
+            v["durationInSeconds"].as_f64().unwrap_or(0.0)
+                * v["realTimeFactor"].as_f64().unwrap_or(0.0),
+        );
+        let t = Instant::now();
+        cv.put(
+            &format!("/endpoints/dr{i}"),
+            json!({"projectId": "p", "modelId": "m"}),
+        )
+        .await?;
+        runs.deploy.push(t.elapsed().as_secs_f64());
+    }
+    Ok(runs)
 }

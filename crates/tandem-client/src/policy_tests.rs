@@ -482,6 +482,66 @@ async fn voice_chain_falls_from_custom_to_secondary_to_public() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn voice_chain_with_open_breakers_names_the_secondary_and_rewrites_for_the_public_voice() {
+    let req = SynthesisRequest {
+        ssml: r#"<speak><voice name="MyVoice">hello</voice></speak>"#.into(),
+        output_format: "riff-16khz-16bit-mono-pcm".into(),
+        prefer_custom_voice: true,
+    };
+    let fake = Arc::new(Fake::new(3));
+    let mut cfg = config(3, |p| p.breaker_consecutive_failures = 1);
+    custom_voice(&mut cfg);
+    let c = TandemClient::with_transport(cfg, fake.clone()).unwrap();
+
+    // westus dies: its breaker opens on the first refusal.
+    fake.set_ready(0, false);
+    fake.script(0, [Step::Fail(TransportError::Refused)]);
+    let a = c.synthesize(&req).await.unwrap();
+    assert_eq!(
+        a.value.link,
+        VoiceLink::CustomSecondary {
+            region: "eastus".into()
+        }
+    );
+    // The next call skips westus; eastus is still the secondary link, not the primary.
+    let a = c.synthesize(&req).await.unwrap();
+    assert_eq!(
+        a.value.link,
+        VoiceLink::CustomSecondary {
+            region: "eastus".into()
+        }
+    );
+    assert_eq!(a.failovers, 0);
+    assert_eq!(
+        fake.data_seen().last().unwrap().path,
+        "/cognitiveservices/v1?deploymentId=dep-e"
+    );
+
+    // eastus dies too. With both custom regions skipped, the public link still gets the
+    // public voice, never the custom voice's name.
+    fake.set_ready(1, false);
+    fake.script(1, [Step::Fail(TransportError::Refused)]);
+    for _ in 0..2 {
+        let a = c.synthesize(&req).await.unwrap();
+        assert_eq!(
+            a.value.link,
+            VoiceLink::Public {
+                region: "centralus".into()
+            }
+        );
+        let last = fake.data_seen().pop().unwrap();
+        assert_eq!(
+            (last.region, last.path.as_str()),
+            (2, "/cognitiveservices/v1")
+        );
+        assert_eq!(
+            last.body,
+            Bytes::from(r#"<speak><voice name="en-US-SltFlite">hello</voice></speak>"#)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn forward_passes_caller_errors_through_and_adds_cid_and_token() {
     let fake = Arc::new(Fake::new(2));
     let mut cfg = config(2, |_| {});

@@ -31,12 +31,13 @@ pub struct SynthesisRequest {
 /// Which link of the voice chain answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum VoiceLink {
-    /// The custom voice in the first region that has a deployment.
+    /// The custom voice in the first configured region that has a deployment.
     Custom {
         /// The region.
         region: String,
     },
-    /// The custom voice in the next region that has a deployment.
+    /// The custom voice in another region that has a deployment (the first one failed, or its
+    /// breaker is open).
     CustomSecondary {
         /// The region.
         region: String,
@@ -127,8 +128,14 @@ impl TandemClient {
                 .filter(|&i| e.regions[i].entry.voice_deployment_id.is_some())
                 .take(2)
                 .collect();
+            // The configured first custom region is the primary link, even when its breaker
+            // keeps it out of this call's candidates.
+            let primary = e
+                .regions
+                .iter()
+                .position(|r| r.entry.voice_deployment_id.is_some());
             let mut prev: Option<usize> = None;
-            for (n, &idx) in custom.iter().enumerate() {
+            for &idx in &custom {
                 if let Some(p) = prev {
                     failovers += 1;
                     e.metrics.failovers.inc();
@@ -147,7 +154,7 @@ impl TandemClient {
                 let node = e.endpoint(idx, tried.node).to_string();
                 match tried.result {
                     RegionResult::Ok(r) => {
-                        let link = if n == 0 {
+                        let link = if Some(idx) == primary {
                             VoiceLink::Custom {
                                 region: region.clone(),
                             }
@@ -174,8 +181,12 @@ impl TandemClient {
                     }
                 }
             }
-            if let Some(p) = prev {
+            // The SSML names the custom voice, which no public link speaks: rewritten, also
+            // when every custom region was skipped (their breakers open).
+            if primary.is_some() {
                 ssml = rewrite_voice(&req.ssml, &e.policy.public_fallback_voice);
+            }
+            if let Some(p) = prev {
                 if let Some(&next) = e.candidates().first() {
                     failovers += 1;
                     e.metrics.failovers.inc();

@@ -10,11 +10,15 @@
 //!
 //! Paths are one route per collection (`/customvoice/{coll}/{id}`), dispatched here:
 //! `POST …/consents/{id}` is the multipart consent, and `POST …/{trainingsets|models}/{id}:upload`
-//! the uploads (matchit cannot split a parameter from a literal inside one segment).
+//! the uploads, `POST /models/{id}:copyto` the copy to another region ([`copy`]), and
+//! `POST /endpoints/{id}:suspend|:resume` ([`suspend`]) (matchit cannot split a parameter from
+//! a literal inside one segment).
 
 mod consent_check;
+pub(crate) mod copy;
 mod entities;
 mod models;
+mod suspend;
 pub(crate) mod synth;
 #[cfg(test)]
 mod tests;
@@ -198,7 +202,12 @@ pub(crate) fn entity_json(asset: &Asset, doc: &Doc) -> Value {
         if !asset.locale.is_empty() {
             v.insert("locale".into(), json!(asset.locale));
         }
-        v.insert("status".into(), json!(asset.status.as_str()));
+        let status = if asset.kind == AssetKind::VoiceEndpoint && suspend::suspended(doc) {
+            "Disabled"
+        } else {
+            asset.status.as_str()
+        };
+        v.insert("status".into(), json!(status));
         v.insert(
             "lastActionDateTime".into(),
             json!(azure_time(asset.last_action_at)),
@@ -350,14 +359,17 @@ pub(crate) async fn remove(state: &AppState, asset: &Asset) -> Result<(), ApiErr
 /// Adds the custom voice routes. Uploads may be up to `upload_limit` bytes at the transport;
 /// each handler applies its own, smaller limit (413).
 pub(crate) fn routes(router: Router<AppState>, upload_limit: usize) -> Router<AppState> {
-    router.route("/customvoice/{coll}", get(list)).route(
-        "/customvoice/{coll}/{id}",
-        get(get_one)
-            .put(put)
-            .delete(delete)
-            .post(post)
-            .layer(DefaultBodyLimit::max(upload_limit)),
-    )
+    router
+        .route("/customvoice/{coll}", get(list))
+        .route("/customvoice/operations/{id}", get(get_operation))
+        .route(
+            "/customvoice/{coll}/{id}",
+            get(get_one)
+                .put(put)
+                .delete(delete)
+                .post(post)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
 }
 
 fn coll_of(s: &str) -> Result<Coll, ApiError> {
@@ -417,6 +429,25 @@ async fn list(
         ));
     }
     Ok(Json(body))
+}
+
+/// `GET /customvoice/operations/{id}`: a voice model copy's operation, or an endpoint's
+/// suspend or resume.
+async fn get_operation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    check_version(req.uri().query())?;
+    let resource = caller.resource.id;
+    match copy::operation(&state, resource, &id).await {
+        Err(ApiError::NotFound(m)) => suspend::find(&state, resource, &id)
+            .await?
+            .map(Json)
+            .ok_or(ApiError::NotFound(m)),
+        other => other.map(Json),
+    }
 }
 
 async fn get_one(
@@ -489,6 +520,28 @@ async fn post(
             let asset = models::upload_model(&state, resource, &base, form).await?;
             let doc = Doc::read(&asset)?;
             Ok(Json(entity_json(&asset, &doc)).into_response())
+        }
+        (Coll::Endpoints, Some(verb @ ("suspend" | "resume"))) => {
+            let headers = req.headers().clone();
+            super::read_body(req.into_body(), MAX_JSON_BYTES, "request body").await?;
+            check_version(query.as_deref())?;
+            let version = query_param(query.as_deref(), "api-version").unwrap_or_default();
+            suspend::set(
+                &state,
+                resource,
+                &base,
+                verb == "suspend",
+                &headers,
+                &version,
+            )
+            .await
+        }
+        (Coll::Models, Some("copyto")) => {
+            let headers = req.headers().clone();
+            let body = super::read_body(req.into_body(), MAX_JSON_BYTES, "request body").await?;
+            check_version(query.as_deref())?;
+            let version = query_param(query.as_deref(), "api-version").unwrap_or_default();
+            copy::copy_to(&state, resource, &base, &body, &headers, &version).await
         }
         _ => Err(ApiError::NotFound(format!(
             "no operation POST /customvoice/{}/{id}",

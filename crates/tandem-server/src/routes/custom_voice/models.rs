@@ -139,7 +139,7 @@ pub(crate) fn voice_from_bytes(
 }
 
 /// A voice that does not load or speak: 400 `InvalidModel` with the reason.
-fn model_error(e: EngineError) -> ApiError {
+pub(crate) fn model_error(e: EngineError) -> ApiError {
     match e {
         EngineError::BadModel { reason, .. } => ApiError::bad_request(
             "InvalidModel",
@@ -225,7 +225,7 @@ pub(crate) async fn upload_model(
 
 /// The model's consent check: its consent passed the statement check, and the consent's voice
 /// is the training set's (cosine ≥ [`check::SPEAKER_SIMILARITY_THRESHOLD`]).
-async fn consent_check(
+pub(crate) async fn consent_check(
     state: &AppState,
     resource: ResourceId,
     model: &Doc,

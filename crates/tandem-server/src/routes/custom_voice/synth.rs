@@ -198,6 +198,15 @@ async fn deployment(
             ApiError::NotFound(_) => not_found(),
             other => other,
         })?;
+    if super::suspend::suspended(&endpoint) {
+        return Err(ApiError::bad_request(
+            "EndpointSuspended",
+            format!(
+                "custom voice deployment {deployment:?} is suspended: resume it with \
+                 POST /customvoice/endpoints/{deployment}:resume"
+            ),
+        ));
+    }
     let model_id = endpoint.field("modelId").unwrap_or_default();
     load(state, resource, Coll::Models, model_id)
         .await
@@ -279,6 +288,9 @@ pub(crate) async fn voices_list(
     let models = all(state, resource, Coll::Models).await?;
     let mut out = Vec::new();
     for (_, edoc) in all(state, resource, Coll::Endpoints).await? {
+        if super::suspend::suspended(&edoc) {
+            continue;
+        }
         let Some((model, mdoc)) = models
             .iter()
             .find(|(_, m)| Some(m.id.as_str()) == edoc.field("modelId"))

@@ -62,3 +62,42 @@ fn scripts_parse_and_refuse_what_they_should() {
     assert!(parse_script("0001\t").is_err());
     assert!(parse_script("a\tx\na\ty").unwrap_err().contains("twice"));
 }
+
+#[test]
+fn a_copy_reuses_only_the_same_consent_and_training_set() {
+    use super::copy::same;
+    use super::{Coll, Doc};
+    use serde_json::json;
+    let doc = |project: &str, key: &str, v: serde_json::Value| {
+        let mut d = Doc::new("x");
+        d.fields.insert("projectId".into(), json!(project));
+        d.internal.insert(key.into(), v);
+        d
+    };
+    let consent = doc("p1", "embedding", json!([0.1, 0.2]));
+    assert!(same(Coll::Consents, &consent, &consent.clone()));
+    // Another recording under the same id, or the same one in another project: not reused.
+    assert!(!same(
+        Coll::Consents,
+        &consent,
+        &doc("p1", "embedding", json!([0.1, 0.3]))
+    ));
+    assert!(!same(
+        Coll::Consents,
+        &consent,
+        &doc("p2", "embedding", json!([0.1, 0.2]))
+    ));
+    let set = doc("p1", "files", json!([{"id": "a", "text": "hello"}]));
+    assert!(same(Coll::TrainingSets, &set, &set.clone()));
+    assert!(!same(
+        Coll::TrainingSets,
+        &set,
+        &doc(
+            "p1",
+            "files",
+            json!([{"id": "a", "text": "hello"}, {"id": "b"}])
+        )
+    ));
+    // A project only holds the others: any project of that id is the one.
+    assert!(same(Coll::Projects, &Doc::new("p1"), &consent));
+}

@@ -32,7 +32,7 @@ pub(crate) enum CopyError {
 }
 
 /// The v3 detailed codes a target may answer, kept as static strings.
-const CODES: [&str; 10] = [
+const CODES: [&str; 11] = [
     "InvalidBaseModel",
     "InvalidModel",
     "InvalidChecksum",
@@ -43,6 +43,7 @@ const CODES: [&str; 10] = [
     "InvalidSubscription",
     "EmptyRequest",
     "InvalidLocale",
+    "DeployNotAllowed",
 ];
 
 impl CopyError {

@@ -1,11 +1,13 @@
 //! What each asset kind carries across a copy ([`CopyKind`]): the files to send, what the
 //! target checks before accepting bytes, and how it builds the new entity once every file is
-//! verified. Models are the only kind today; a custom voice model adds an implementation and
-//! a line in [`kind_for`], and copies the same way.
+//! verified. Custom Speech models ([`ModelCopy`]) and custom voice models
+//! ([`crate::routes::custom_voice::copy::VoiceModelCopy`], which also carries its consent and
+//! training set) implement it; [`kind_for`] names them.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tandem_store::{Asset, AssetKind, AssetStatus};
+use tandem_core::ResourceId;
+use tandem_store::{asset_file_key, Asset, AssetKind, AssetStatus};
 use uuid::Uuid;
 
 use super::super::base_models::find_base;
@@ -14,19 +16,41 @@ use super::wire::Manifest;
 use super::CopyError;
 use crate::AppState;
 
+/// What the source sends of one entity: its files (each with the blob key it is read from:
+/// a kind may carry files of related entities) and the document the manifest carries.
+pub(crate) struct Package {
+    /// `(file id, blob key)`; file ids are unique within the package.
+    pub files: Vec<(Uuid, String)>,
+    /// The manifest's `doc`.
+    pub doc: Value,
+}
+
 /// One copyable asset kind.
 #[async_trait::async_trait]
 pub(crate) trait CopyKind: Send + Sync + 'static {
     /// Its rows.
     fn kind(&self) -> AssetKind;
-    /// Source: checks that `asset` can be copied now; the files (blob ids) it carries.
-    fn files(&self, asset: &Asset) -> Result<Vec<Uuid>, CopyError>;
+    /// Source: checks that `asset` can be copied now; what it carries.
+    async fn package(&self, state: &AppState, asset: &Asset) -> Result<Package, CopyError>;
     /// Target, before any byte is staged: whether this region can take it.
     fn admit(&self, state: &AppState, manifest: &Manifest) -> Result<(), CopyError>;
-    /// Target, once every file is verified: the new entity's `(properties, doc)`.
+    /// Target: the files the new entity keeps under its own prefix (commit writes these; the
+    /// kind's [`CopyKind::finish`] places the others). All of them by default.
+    fn entity_files(&self, manifest: &Manifest) -> Vec<Uuid> {
+        manifest.files.iter().map(|f| f.id).collect()
+    }
+    /// Target: whether `existing`, a row with the copy's target id, is this copy committed
+    /// before (a retry), rather than another entity. Ids of copies are fresh for most kinds.
+    fn is_copy(&self, _existing: &Asset, _manifest: &Manifest) -> bool {
+        true
+    }
+    /// Target, once every file is verified: the new entity's `(properties, doc)`. `asset` is
+    /// its id in `resource`; no row of it exists yet.
     async fn finish(
         &self,
         state: &AppState,
+        resource: ResourceId,
+        asset: Uuid,
         manifest: &Manifest,
         files: &[(Uuid, Bytes)],
     ) -> Result<(Value, Value), CopyError>;
@@ -38,6 +62,7 @@ pub(crate) trait CopyKind: Send + Sync + 'static {
 pub(crate) fn kind_for(kind: AssetKind) -> Option<&'static dyn CopyKind> {
     match kind {
         AssetKind::Model => Some(&ModelCopy),
+        AssetKind::VoiceModel => Some(&crate::routes::custom_voice::copy::VoiceModelCopy),
         _ => None,
     }
 }
@@ -85,7 +110,7 @@ impl CopyKind for ModelCopy {
         AssetKind::Model
     }
 
-    fn files(&self, asset: &Asset) -> Result<Vec<Uuid>, CopyError> {
+    async fn package(&self, _state: &AppState, asset: &Asset) -> Result<Package, CopyError> {
         if asset.status != AssetStatus::Succeeded {
             return Err(CopyError::invalid(
                 "InvalidModel",
@@ -102,7 +127,13 @@ impl CopyKind for ModelCopy {
                 asset.id
             ))
         })?;
-        Ok(vec![artifact])
+        Ok(Package {
+            files: vec![(
+                artifact,
+                asset_file_key(asset.resource_id, asset.id, artifact),
+            )],
+            doc: asset.doc.clone(),
+        })
     }
 
     fn admit(&self, state: &AppState, manifest: &Manifest) -> Result<(), CopyError> {
@@ -130,6 +161,8 @@ impl CopyKind for ModelCopy {
     async fn finish(
         &self,
         state: &AppState,
+        _resource: ResourceId,
+        _asset: Uuid,
         manifest: &Manifest,
         files: &[(Uuid, Bytes)],
     ) -> Result<(Value, Value), CopyError> {

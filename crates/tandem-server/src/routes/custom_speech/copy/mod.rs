@@ -13,7 +13,9 @@
 //!   so a half-copied entity is never listed. The target id is fixed by the operation (the
 //!   authorization's id in v3.2), so a retried copy never creates two entities.
 //! - **Generic over kinds** ([`kind::CopyKind`]): what files an asset carries and how the
-//!   target rebuilds it. Custom Speech models today; custom voice models later.
+//!   target rebuilds it. Custom Speech models, and custom voice models with their consent and
+//!   training set (`POST /customvoice/models/{id}:copyto`, in `routes/custom_voice/copy.rs`,
+//!   which starts the same operation through [`start_operation`]).
 //! - **Base models.** The target accepts a model only if its base model is one it lists
 //!   (loaded, or pulled on demand like whisper-base: the pull starts at commit, and endpoint
 //!   creation waits for it); a base it does not know fails the copy with `InvalidBaseModel`.
@@ -42,14 +44,17 @@ use uuid::Uuid;
 
 use self::authz::{names_source, CopyAuthorization};
 use self::kind::kind_for;
-use self::link::{find_key, link_to};
+use self::link::link_to;
 use self::run::{op_doc, CopyOpDoc, COPY_OP_FORMAT};
 use self::wire::{Grant, COPY_PREFIX};
 use super::{azure_time, json_body, parse_id, Cx};
 use crate::{ApiError, AppState, V3Error};
 
 pub(crate) use error::CopyError;
-pub(crate) use run::spawn_resume;
+pub(crate) use kind::{CopyKind, Package};
+pub(crate) use link::find_key;
+pub(crate) use run::{op_doc as copy_op_doc, spawn_resume};
+pub(crate) use wire::Manifest;
 
 type V3Result<T = Response> = Result<T, V3Error>;
 
@@ -112,7 +117,8 @@ async fn source_model(state: &AppState, cx: &Cx, id: &str) -> Result<Asset, V3Er
         .ok_or_else(|| V3Error(ApiError::NotFound(format!("model {uuid} not found"))))?;
     kind_for(AssetKind::Model)
         .expect("models copy")
-        .files(&asset)?;
+        .package(state, &asset)
+        .await?;
     Ok(asset)
 }
 
@@ -130,32 +136,75 @@ async fn create_op(
     target_asset: Uuid,
     grant: Grant,
 ) -> Result<Asset, V3Error> {
+    let target = OpTarget {
+        region: region.to_owned(),
+        resource: target_resource,
+        asset: target_asset,
+        grant,
+    };
+    Ok(create_operation(state, model, target, &api_version(cx), cx.origin()).await?)
+}
+
+/// Where a copy goes: region, resource, the entity's id there, and what lets it in.
+pub(crate) struct OpTarget {
+    /// The target region.
+    pub region: String,
+    /// The target resource.
+    pub resource: tandem_core::ResourceId,
+    /// The entity's id in the target.
+    pub asset: Uuid,
+    /// The grant.
+    pub grant: Grant,
+}
+
+/// Records a new copy operation (NotStarted) of `source`'s resource, for any kind
+/// [`kind_for`] knows. `api_version` names the links the target answers; `origin` is this
+/// region's API as the caller reached it.
+pub(crate) async fn create_operation(
+    state: &AppState,
+    source: &Asset,
+    target: OpTarget,
+    api_version: &str,
+    origin: &str,
+) -> Result<Asset, ApiError> {
+    let region = target.region;
     let doc = CopyOpDoc {
         format: COPY_OP_FORMAT,
-        asset_kind: AssetKind::Model.as_str().to_owned(),
-        source: model.id,
-        target_region: region.to_owned(),
-        target_resource,
-        target_asset,
-        grant,
-        api_version: api_version(cx),
-        origin: cx.origin().to_owned(),
+        asset_kind: source.kind.as_str().to_owned(),
+        source: source.id,
+        target_region: region.clone(),
+        target_resource: target.resource,
+        target_asset: target.asset,
+        grant: target.grant,
+        api_version: api_version.to_owned(),
+        origin: origin.to_owned(),
         result: None,
         error: None,
     };
     let new = NewAsset {
         id: Uuid::new_v4(),
-        resource_id: cx.resource(),
+        resource_id: source.resource_id,
         kind: AssetKind::CopyOperation,
         status: AssetStatus::NotStarted,
-        display_name: format!("copy of {} to {region}", model.display_name),
+        display_name: format!("copy of {} to {region}", source.display_name),
         description: None,
-        locale: model.locale.clone(),
+        locale: source.locale.clone(),
         properties: json!({}),
         doc: serde_json::to_value(&doc)
             .map_err(|e| ApiError::Internal(format!("copy operation document: {e}")))?,
     };
     Ok(state.store().meta.create_asset(new).await?)
+}
+
+/// Runs operation `op` of `resource` on its own task (a client that hangs up does not cut
+/// it short); the handle answers the copied entity as the target serves it.
+pub(crate) fn start_operation(
+    state: &AppState,
+    resource: tandem_core::ResourceId,
+    op: Uuid,
+) -> tokio::task::JoinHandle<Result<Value, CopyError>> {
+    let state = state.clone();
+    tokio::spawn(async move { run::run(&state, resource, op).await })
 }
 
 /// v3.1 `POST /models/{id}:copyto` `{"targetSubscriptionKey"}`: copies the model, then answers

@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tandem_core::ResourceId;
-use tandem_store::{asset_file_key, Asset, AssetKind, AssetStatus, AssetUpdate};
+use tandem_store::{Asset, AssetKind, AssetStatus, AssetUpdate};
 use uuid::Uuid;
 
 use super::kind::kind_for;
@@ -187,11 +187,12 @@ pub(crate) async fn manifest(
     let chunk_size = state.config().custom_speech.copy_chunk_bytes;
     let mut plans = Vec::new();
     let mut bodies = Vec::new();
-    for file in copy.files(&asset)? {
+    let package = copy.package(state, &asset).await?;
+    for (file, key) in package.files {
         let bytes = state
             .store()
             .blobs
-            .get(&asset_file_key(resource, id, file))
+            .get(&key)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| CopyError::Internal(format!("{kind} {id} lost file {file}")))?;
@@ -213,7 +214,7 @@ pub(crate) async fn manifest(
         description: asset.description.clone(),
         locale: asset.locale.clone(),
         properties: asset.properties.clone(),
-        doc: asset.doc.clone(),
+        doc: package.doc,
         files: plans,
     };
     Ok((manifest, bodies))
@@ -247,7 +248,11 @@ pub(crate) async fn transfer(
     let started = link
         .begin(doc.target_resource, doc.target_asset, &begin)
         .await?;
-    if started.committed.is_none() {
+    // Committed by an earlier attempt (whose answer was lost): that is the copy.
+    if let Some(entity) = started.committed {
+        return Ok(entity);
+    }
+    {
         let mut jobs = Vec::new();
         for (plan, bytes) in begin.manifest.files.iter().zip(bodies) {
             let have: BTreeSet<u32> = started

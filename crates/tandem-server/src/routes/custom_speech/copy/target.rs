@@ -123,6 +123,17 @@ async fn admit_grant(
     Ok(())
 }
 
+/// The copy's target id is another entity's (a custom voice model keeps its client id).
+fn taken(kind: &dyn CopyKind, asset: Uuid) -> CopyError {
+    CopyError::invalid(
+        "ModelExists",
+        format!(
+            "the target resource has another {} with this copy's id ({asset}): delete it first",
+            kind.kind()
+        ),
+    )
+}
+
 fn copy_kind(manifest: &Manifest) -> Result<&'static dyn CopyKind, CopyError> {
     if manifest.format > MANIFEST_FORMAT {
         return Err(CopyError::invalid(
@@ -182,6 +193,9 @@ pub(crate) async fn begin(
         .await
         .map_err(ApiError::from)?
     {
+        if !kind.is_copy(&done, m) {
+            return Err(taken(kind, asset));
+        }
         return Ok(BeginResponse {
             have: Vec::new(),
             committed: Some(kind.render(base, &done)?),
@@ -385,6 +399,9 @@ pub(crate) async fn commit(
         .await
         .map_err(ApiError::from)?
     {
+        if m.as_ref().is_some_and(|m| !kind.is_copy(&done, m)) {
+            return Err(taken(kind, asset));
+        }
         return kind.render(base, &done);
     }
     let m = m.ok_or_else(|| CopyError::Retry(format!("copy {asset} has nothing staged here")))?;
@@ -392,16 +409,19 @@ pub(crate) async fn commit(
     // The files are written where the entity keeps them while they are checked (the digests
     // on other threads, the writes mostly waiting on the disk): no row names them until both
     // are done, and a file that fails its checks is removed.
+    let own = kind.entity_files(&m);
     let write = async {
-        for (id, bytes) in &files {
+        for (id, bytes) in files.iter().filter(|(id, _)| own.contains(id)) {
             let key = asset_file_key(resource, asset, *id);
             store.blobs.put(&key, bytes.clone()).await?;
         }
         Ok::<_, StoreError>(())
     };
     let check = async {
-        let (whole, finished) =
-            tokio::join!(check_files(&m, &files), kind.finish(state, &m, &files));
+        let (whole, finished) = tokio::join!(
+            check_files(&m, &files),
+            kind.finish(state, resource, asset, &m, &files)
+        );
         // A damaged file is a checksum error, whatever the kind makes of it.
         whole.and(finished)
     };
