@@ -5,10 +5,16 @@
 #   libespeak-ng-dev espeak-ng espeak-ng voices (GPL-3.0+, behind the default `espeak` feature)
 #   pkg-config                 finding the above
 # With --bench, also: wrk (the load generator of `tandem-bench gateway`) and restic (the anchor
-# of `tandem-bench backup`).
+# of `tandem-bench backup`). With --browser, also: chromium (the headless browser of the status
+# page test, crates/tandem/tests/status_page.rs).
 set -euo pipefail
 pkgs=(cmake clang libclang-dev flite1-dev libespeak-ng-dev espeak-ng pkg-config)
-if [ "${1:-}" = "--bench" ]; then pkgs+=(wrk restic); fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) pkgs+=(wrk restic) ;;
+    --browser) pkgs+=(chromium) ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

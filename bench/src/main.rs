@@ -12,6 +12,7 @@ mod custom_voice;
 mod failover;
 mod gateway;
 mod http_path;
+mod metadata;
 mod nodes;
 mod replication;
 mod speaker;
@@ -138,14 +139,28 @@ enum What {
         #[arg(long)]
         engine_workers: Option<usize>,
     },
-    /// Custom voice: deployment time beside the guide's 3 minutes, and synthesis RTF through
-    /// `?deploymentId=` against Piper alone (needs `tandem models pull`).
+    /// Custom voice: deployment time beside the guide's 3 minutes, synthesis RTF through
+    /// `?deploymentId=` against Piper alone, and a voice model's copy to another region against
+    /// a raw HTTP transfer of the same bytes (needs `tandem models pull`).
     CustomVoice {
         /// Repetitions (deployments of each kind, and of each sentence).
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
-    /// Everything above but `backup`, `storage`, `nodes` and `custom-voice`.
+    /// Metadata operation latency, PostgreSQL against SQLite (run under `scripts/pg-server.sh
+    /// run`, which starts a throwaway PostgreSQL, or give `--pg-url`).
+    Metadata {
+        /// Timed calls of each operation per backend.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Alternating rounds (backends take turns).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// A PostgreSQL database to migrate and write to (default: `TANDEM_TEST_PG_URL`).
+        #[arg(long)]
+        pg_url: Option<String>,
+    },
+    /// Everything above but `backup`, `storage`, `nodes`, `custom-voice` and `metadata`.
     All,
 }
 
@@ -178,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
         What::Backup { reps } => backup::run(&cli.bin, &cli.out, reps).await?,
         What::Storage { mb, reps } => storage::run(&cli.out, mb, reps).await?,
         What::CustomVoice { reps } => custom_voice::run(&cli.bin, &cli.out, reps).await?,
+        What::Metadata { n, rounds, pg_url } => metadata::run(&cli.out, n, rounds, pg_url).await?,
         What::Nodes {
             secs,
             clients,

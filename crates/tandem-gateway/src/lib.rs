@@ -3,13 +3,16 @@
 //! A local HTTP server that looks like one Tandem (or Azure) region to its clients and sends
 //! every call through [`tandem_client::TandemClient`], so any language gets retries, circuit
 //! breakers, failover, failback and the voice fallback chain by changing only its host. The
-//! gateway holds the regions' keys; its clients hold only the gateway's own key.
+//! gateway holds the regions' keys; its clients hold only the gateway's own key. `/status` (a
+//! self-refreshing page for browsers, JSON otherwise) and `/status.json` show every region as
+//! the gateway sees it, with the regions' own status pages aggregated.
 
 #![deny(missing_docs)]
 
 mod auth;
 mod error;
 mod routes;
+mod status;
 
 use std::net::SocketAddr;
 

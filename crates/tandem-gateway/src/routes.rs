@@ -17,7 +17,7 @@ use serde_json::json;
 use tandem_client::{CallKind, ForwardRequest, TandemClient};
 use tandem_core::{RegionName, ResourceId, TokenSigner};
 
-use crate::{auth, GatewayError};
+use crate::{auth, status, GatewayError};
 
 /// Request headers passed on to the regions; everything else (auth, hop-by-hop) is dropped.
 const FORWARDED_HEADERS: &[&str] = &[
@@ -33,7 +33,7 @@ const RETURNED_HEADERS: &[&str] = &["content-type", "retry-after"];
 
 /// The gateway's state.
 pub struct Gateway {
-    client: TandemClient,
+    pub(crate) client: TandemClient,
     key: Option<String>,
     identity: ResourceId,
     signer: TokenSigner,
@@ -41,6 +41,12 @@ pub struct Gateway {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Reads the regions' own `/status.json`.
+    pub(crate) http: reqwest::Client,
+    /// Recent failovers, failbacks, trips and node ejections.
+    pub(crate) events: Arc<status::EventLog>,
+    /// Whether each region's `/status.json` answered the last read.
+    pub(crate) region_reachable: prometheus::IntGaugeVec,
 }
 
 impl Gateway {
@@ -75,6 +81,12 @@ impl Gateway {
         registry
             .register(Box::new(latency.clone()))
             .expect("unique");
+        let region_reachable = status::reachable_gauge();
+        registry
+            .register(Box::new(region_reachable.clone()))
+            .expect("unique");
+        let events = Arc::new(status::EventLog::default());
+        status::spawn_recorder(&client, events.clone());
         Self {
             client,
             key,
@@ -84,6 +96,9 @@ impl Gateway {
             registry,
             requests,
             latency,
+            http: reqwest::Client::new(),
+            events,
+            region_reachable,
         }
     }
 
@@ -133,7 +148,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             get(|| async { Json(json!({"status": "live", "role": "gateway"})) }),
         )
         .route("/readyz", get(readyz))
-        .route("/status", get(status))
+        .route("/status", get(status::page))
+        .route("/status.json", get(status::json))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(gw.clone(), track))
         .with_state(gw)
@@ -241,14 +257,8 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> (StatusCode, Json<serde_json:
     )
 }
 
-async fn status(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(json!({
-        "regions": gw.client.status(),
-        "speaker_regions": gw.client.speaker_status(),
-    }))
-}
-
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    status::refresh_gauges(&gw).await;
     let mut buf = Vec::new();
     TextEncoder::new()
         .encode(&gw.registry.gather(), &mut buf)

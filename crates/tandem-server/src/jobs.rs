@@ -44,6 +44,23 @@ impl Drop for RunningGuard {
     }
 }
 
+/// Lists the job in the worker registry while it runs on this node (also on panic or
+/// cancellation, it leaves the list when dropped).
+struct Listed<'a>(&'a AppState, &'a str);
+
+impl<'a> Listed<'a> {
+    fn new(state: &'a AppState, job: &'a str) -> Self {
+        state.workers().job_started(job);
+        Listed(state, job)
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.0.workers().job_finished(self.1);
+    }
+}
+
 /// The lease's time to live, from the config (at least 1 s).
 pub(crate) fn lease_ttl(state: &AppState) -> Duration {
     Duration::from_secs(state.config().job_lease_secs.max(1))
@@ -83,6 +100,7 @@ where
         Ok(None) => return Err(NotRun::HeldElsewhere),
         Err(e) => {
             tracing::warn!(job, error = %e, "could not take the job's lease; running it anyway");
+            let _listed = Listed::new(state, job);
             return Ok(work().await);
         }
     }
@@ -109,7 +127,9 @@ where
             }
         })
     };
+    let listed = Listed::new(state, job);
     let out = work().await;
+    drop(listed);
     renewer.abort();
     if !lost.load(std::sync::atomic::Ordering::Relaxed) {
         if let Err(e) = meta.release_lease(job, &node).await {

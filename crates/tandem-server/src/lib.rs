@@ -2,10 +2,11 @@
 //!
 //! [`router`] builds the whole API from a [`AppState`]: the Azure data-plane routes (STS,
 //! short-audio speech-to-text, text-to-speech, voice list, speaker recognition, and Custom Speech
-//! datasets under `/speechtotext/v3.2` and `/v3.1`), the admin API,
-//! and the operations routes (`/healthz`, `/readyz`, `/metrics`). The `tandem` binary opens storage, builds the state
-//! and serves it. Every error leaves through [`ApiError`], the one
-//! place where failures become status codes and Azure error JSON.
+//! datasets under `/speechtotext/v3.2` and `/v3.1`), the admin API, and the operations routes
+//! (`/healthz`, `/readyz`, `/metrics`, and the status page `/status` with `/status.json`, fed by
+//! the [`workers`] registry). The `tandem` binary opens storage, builds the state and serves it.
+//! Every error leaves through [`ApiError`], the one place where failures become status codes and
+//! Azure error JSON.
 
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ mod quota;
 pub mod replication;
 mod routes;
 mod state;
+pub mod workers;
 
 pub use admin::{create_resource, regenerate_key, CreatedResource};
 pub use backup::open_region_store;

@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::AppState;
@@ -52,6 +52,26 @@ pub struct Metrics {
     pub backup_last_success: Gauge,
     /// Plaintext bytes that backups had to upload (not deduplicated).
     pub backup_new_bytes: IntCounter,
+    /// 1 while the last replication pull from the pair succeeded, 0 after a failed one (paired
+    /// regions only). Set when `/metrics` or `/status` is read.
+    pub replication_pair_reachable: IntGauge,
+    /// When the last replication pull succeeded (Unix seconds; 0: never). Set when `/metrics`
+    /// or `/status` is read.
+    pub replication_last_pull: Gauge,
+    /// Speaker service state changes by the state entered (`catching-up`, `serving`): a
+    /// region's failback shows as a change to `serving`.
+    pub speaker_state_changes: IntCounterVec,
+    /// The pair's link going down (`unreachable`) or coming back (`reachable`).
+    pub replication_link_changes: IntCounterVec,
+    /// The region's Custom Speech and Custom Voice assets by kind. Set when `/metrics` or
+    /// `/status` is read.
+    pub assets: IntGaugeVec,
+    /// The region's own resources. Set when `/metrics` or `/status` is read.
+    pub resources: IntGauge,
+    /// Live speaker profiles (this region's and the pair's replicated ones).
+    pub speaker_profiles: IntGauge,
+    /// Live speaker enrollments (this region's and the pair's replicated ones).
+    pub speaker_enrollments: IntGauge,
 }
 
 impl Metrics {
@@ -151,6 +171,51 @@ impl Metrics {
             "backup_new_bytes_total",
             "plaintext bytes backups uploaded (after deduplication)",
         );
+        let replication_pair_reachable = gauge(
+            "replication_pair_reachable",
+            "1 while the last replication pull from the pair succeeded, 0 after a failed one",
+        );
+        let replication_last_pull = Gauge::new(
+            "replication_last_pull_timestamp_seconds",
+            "when the last replication pull from the pair succeeded (Unix seconds)",
+        )
+        .expect("metric");
+        let speaker_state_changes = IntCounterVec::new(
+            Opts::new(
+                "speaker_state_changes_total",
+                "speaker service state changes, by the state entered",
+            ),
+            &["state"],
+        )
+        .expect("metric");
+        let replication_link_changes = IntCounterVec::new(
+            Opts::new(
+                "replication_link_changes_total",
+                "the pair's replication link going unreachable or reachable again",
+            ),
+            &["to"],
+        )
+        .expect("metric");
+        let assets = IntGaugeVec::new(
+            Opts::new("assets", "the region's assets by kind"),
+            &["kind"],
+        )
+        .expect("metric");
+        let resources = gauge("resources", "the region's own resources");
+        let speaker_profiles = gauge("speaker_profiles", "live speaker profiles");
+        let speaker_enrollments = gauge("speaker_enrollments", "live speaker enrollments");
+        for c in [
+            Box::new(replication_pair_reachable.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(replication_last_pull.clone()),
+            Box::new(speaker_state_changes.clone()),
+            Box::new(replication_link_changes.clone()),
+            Box::new(assets.clone()),
+            Box::new(resources.clone()),
+            Box::new(speaker_profiles.clone()),
+            Box::new(speaker_enrollments.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
         for c in [
             Box::new(backup_runs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(backup_duration.clone()),
@@ -195,6 +260,14 @@ impl Metrics {
             backup_duration,
             backup_last_success,
             backup_new_bytes,
+            replication_pair_reachable,
+            replication_last_pull,
+            speaker_state_changes,
+            replication_link_changes,
+            assets,
+            resources,
+            speaker_profiles,
+            speaker_enrollments,
         }
     }
 
@@ -233,8 +306,10 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`. The gauges that are read from the store (asset counts) or from the
+/// follower's last pull are brought up to date first.
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    crate::routes::status::refresh_gauges(&state).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -10,6 +10,8 @@ use tandem_store::Store;
 use crate::base_engines::BaseEngines;
 use crate::model_cache::{ModelCache, MODEL_CACHE_CAPACITY};
 use crate::replication::Replication;
+use crate::routes::status::EventLog;
+use crate::workers::Workers;
 use crate::{quota::Quotas, EnginePool, Metrics};
 
 /// The loaded speech engines. They load after the listener is up, so `/readyz` can say "not yet".
@@ -42,6 +44,8 @@ struct Inner {
     metrics: Metrics,
     replication: Arc<Replication>,
     custom_models: ModelCache,
+    workers: Workers,
+    events: EventLog,
 }
 
 /// Everything [`AppState::new`] assembles.
@@ -93,6 +97,8 @@ impl AppState {
                 metrics,
                 replication,
                 custom_models: ModelCache::new(MODEL_CACHE_CAPACITY),
+                workers: Workers::default(),
+                events: EventLog::default(),
             }),
         }
     }
@@ -159,5 +165,15 @@ impl AppState {
     /// Parsed Custom Speech models of deployed endpoints.
     pub(crate) fn custom_models(&self) -> &ModelCache {
         &self.inner.custom_models
+    }
+
+    /// The background workers' registry (`/status.json`, `tandem workers`).
+    pub fn workers(&self) -> &Workers {
+        &self.inner.workers
+    }
+
+    /// Recent failover-related events of this region, for the status page.
+    pub(crate) fn events(&self) -> &EventLog {
+        &self.inner.events
     }
 }

@@ -58,7 +58,8 @@ pub enum Command {
     ///
     /// Any Azure Speech REST client gets failover by pointing at the gateway. Protect it with
     /// `gateway_key` (or `gateway_key_file`) in the regions file; without one it listens only on
-    /// loopback. `/status` shows every region's state; `/metrics` the client's counters.
+    /// loopback. `/status` shows every region's state (a page in a browser, JSON otherwise, and
+    /// `/status.json`); `/metrics` the client's counters.
     Gateway(crate::client_cmds::GatewayArgs),
     /// Back the region up, list and verify its snapshots, prune them by the retention policy.
     ///
@@ -92,6 +93,19 @@ pub enum Command {
     /// several nodes sharing one database, turn that off and run `tandem migrate` once per
     /// upgrade, before starting the new build's nodes. Prints the format before and after.
     Migrate(MigrateArgs),
+    /// List the background workers of a running region and their state.
+    ///
+    /// Backup, replication from the pair, the engines loading, the job-resume and log-retention
+    /// scans, and the trainings, evaluations and model copies running on the node (and the last
+    /// ones that finished). Reads the region's `/status.json`, which needs no credentials.
+    Workers(crate::workers_cmd::WorkersArgs),
+    /// Kill regions under load and report what clients saw, against the scenario's goals.
+    ///
+    /// Starts the scenario's regions as `tandem serve` processes on loopback (embedded storage,
+    /// a temporary directory removed afterwards), each behind a fault proxy; sends STT, TTS
+    /// and speaker calls through the failover SDK; applies the faults on their timeline; writes
+    /// report.json, report.md and chart.svg. Exits non-zero when a goal is missed.
+    Drill(crate::drill_cmd::DrillArgs),
 }
 
 /// `tandem migrate`.
@@ -348,6 +362,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => crate::backup_cmds::restore(args).await,
         Command::Recover(args) => crate::recover_cmds::recover(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Workers(args) => crate::workers_cmd::run(args).await,
+        Command::Drill(args) => crate::drill_cmd::run(args).await,
     }
 }
 

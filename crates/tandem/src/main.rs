@@ -5,10 +5,12 @@ mod backup_cmds;
 mod cli;
 mod client_cmds;
 mod demo;
+mod drill_cmd;
 mod models;
 mod recover_cmds;
 mod resource;
 mod serve;
+mod workers_cmd;
 
 use clap::Parser;
 

@@ -11,16 +11,30 @@ use std::time::{Duration, Instant};
 use tandem_backup::{BackupOptions, NoProgress, PruneOptions, Repository};
 
 use super::{open_repository, prune_grace, retention, RegionSource};
+use crate::workers::WorkerState;
 use crate::AppState;
 
 /// Starts the backup worker when `backup.interval_secs` > 0. The first backup runs at once (a
 /// region that just started is backed up before its first interval ends).
 pub fn spawn_worker(state: &AppState) {
     let interval = state.config().backup.interval_secs;
+    let workers = state.workers();
     if interval == 0 {
+        workers.register(
+            "backup",
+            "backup",
+            WorkerState::Off,
+            "backup.interval_secs = 0",
+        );
         tracing::info!("backup worker off (backup.interval_secs = 0)");
         return;
     }
+    workers.register(
+        "backup",
+        "backup",
+        WorkerState::Idle,
+        &format!("every {interval} s"),
+    );
     let state = state.clone();
     tokio::spawn(async move {
         let cfg = state.config().clone();
@@ -44,6 +58,11 @@ pub fn spawn_worker(state: &AppState) {
                             .backup_runs
                             .with_label_values(&["error"])
                             .inc();
+                        state.workers().started("backup");
+                        state.workers().finished(
+                            "backup",
+                            Err(format!("cannot open the backup repository: {e}")),
+                        );
                         tracing::warn!(%target, error = %e, "cannot open the backup repository");
                         continue;
                     }
@@ -51,9 +70,15 @@ pub fn spawn_worker(state: &AppState) {
             }
             let Some(r) = repo.as_ref() else { continue };
             if !is_backup_leader(&state, interval).await {
+                state.workers().finished(
+                    "backup",
+                    Ok("another node of the region backs it up".into()),
+                );
                 continue;
             }
-            run_once(&state, r).await;
+            state.workers().started("backup");
+            let outcome = run_once(&state, r).await;
+            state.workers().finished("backup", outcome);
             if !prune_every.is_zero() && last_prune.elapsed() >= prune_every {
                 last_prune = Instant::now();
                 let opts = PruneOptions {
@@ -99,8 +124,9 @@ async fn is_backup_leader(state: &AppState, interval_secs: u64) -> bool {
     }
 }
 
-/// One backup; outcome in the metrics and the log. Never panics, never stops the worker.
-async fn run_once(state: &AppState, repo: &Repository) {
+/// One backup; outcome in the metrics and the log, and returned for the worker registry
+/// (`Ok(snapshot id)`). Never panics, never stops the worker.
+async fn run_once(state: &AppState, repo: &Repository) -> Result<String, String> {
     let started = Instant::now();
     let opts = BackupOptions {
         region: state.region().to_string(),
@@ -125,10 +151,12 @@ async fn run_once(state: &AppState, repo: &Repository) {
                 took_ms = started.elapsed().as_millis() as u64,
                 "backup"
             );
+            Ok(s.id.to_string())
         }
         Err(e) => {
             m.backup_runs.with_label_values(&["error"]).inc();
             tracing::warn!(error = %e, "backup failed; the next run retries");
+            Err(e.to_string())
         }
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod custom_voice;
 mod ops;
 mod replication;
 pub(crate) mod speaker;
+pub(crate) mod status;
 mod sts;
 mod stt;
 mod tts;
@@ -94,6 +95,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(metrics::handler))
+        .route("/status", get(status::page))
+        .route("/status.json", get(status::json))
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(

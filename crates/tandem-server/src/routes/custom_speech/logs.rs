@@ -554,15 +554,28 @@ pub(crate) async fn sweep(
 pub(crate) fn spawn_retention(state: AppState) {
     let days = state.config().custom_speech.log_retention_days;
     let retention = Duration::from_secs(u64::from(days) * 86_400);
+    const NAME: &str = "log-retention";
+    state.workers().register(
+        NAME,
+        "scan",
+        crate::workers::WorkerState::Idle,
+        &format!("deletes endpoint logs older than {days} days, hourly"),
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
             tick.tick().await;
-            match sweep(state.store(), retention, OffsetDateTime::now_utc()).await {
+            state.workers().started(NAME);
+            let outcome = sweep(state.store(), retention, OffsetDateTime::now_utc()).await;
+            match &outcome {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, days, "endpoint logs past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "endpoint log retention sweep failed"),
             }
+            let outcome = outcome
+                .map(|n| format!("last sweep deleted {n} logs"))
+                .map_err(|e| e.to_string());
+            state.workers().finished(NAME, outcome);
         }
     });
 }

@@ -8,7 +8,7 @@
 
 mod base_models;
 pub(crate) mod content_url;
-mod copy;
+pub(crate) mod copy;
 mod create;
 mod crud;
 mod datasets;
@@ -146,6 +146,7 @@ pub(crate) fn routes(mut router: Router<AppState>, upload_limit: usize) -> Route
 /// trainings, evaluations and model copies that a previous run of this region left unfinished.
 pub fn start_background(state: &AppState) {
     logs::spawn_retention(state.clone());
+    crate::routes::status::spawn_watch(state.clone());
     resume::spawn(state.clone());
     copy::spawn_resume(state.clone());
 }

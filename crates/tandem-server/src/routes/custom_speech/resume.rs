@@ -90,16 +90,32 @@ pub(crate) async fn unfinished_one(
 /// Runs [`resume`] on a background task, then again every `job_lease_secs`; failures are
 /// logged.
 pub(crate) fn spawn(state: AppState) {
+    const NAME: &str = "job-resume";
+    let every = crate::jobs::lease_ttl(&state);
+    state.workers().register(
+        NAME,
+        "scan",
+        crate::workers::WorkerState::Idle,
+        &format!(
+            "finds unfinished trainings and evaluations every {} s",
+            every.as_secs()
+        ),
+    );
     tokio::spawn(async move {
-        let every = crate::jobs::lease_ttl(&state);
         loop {
-            match resume(state.clone()).await {
+            state.workers().started(NAME);
+            let outcome = resume(state.clone()).await;
+            match &outcome {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "unfinished Custom Speech jobs run"),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not restart unfinished Custom Speech jobs")
                 }
             }
+            let outcome = outcome
+                .map(|n| format!("last scan ran {n} jobs"))
+                .map_err(|e| e.to_string());
+            state.workers().finished(NAME, outcome);
             tokio::time::sleep(every).await;
         }
     });
