@@ -25,12 +25,19 @@ pub enum Kind {
     Tts,
     /// Speaker verification against a profile enrolled in the primary.
     SpeakerVerify,
+    /// A speaker enrollment added to that profile.
+    SpeakerEnroll,
 }
 
 impl Kind {
     /// Whether the call goes to a default (STT/TTS) endpoint.
     pub fn is_default_endpoint(self) -> bool {
         matches!(self, Kind::Stt | Kind::Tts)
+    }
+
+    /// Whether the call goes to speaker recognition (the profile's home region, then its pair).
+    pub fn is_speaker(self) -> bool {
+        matches!(self, Kind::SpeakerVerify | Kind::SpeakerEnroll)
     }
 }
 
@@ -68,10 +75,16 @@ pub struct Workload {
     pub stt_wav: Bytes,
     /// A WAV of the enrolled voice, for verification.
     pub probe_wav: Bytes,
+    /// A short WAV of the same voice, for enrollments made by the load.
+    pub enroll_wav: Bytes,
     /// The verification profile.
     pub profile_id: Option<String>,
     /// The public voice.
     pub voice: String,
+    /// Key 1 of the primary's resource (the profile's owner), for reading the profile back.
+    pub primary_key: String,
+    /// Enrollments of the profile made at setup.
+    pub setup_enrollments: u64,
 }
 
 /// The error's type, for the report: the SDK's variant, with the status when there is one.
@@ -86,14 +99,16 @@ pub fn error_type(e: &ClientError) -> String {
 
 /// The kind of the `n`-th call: weighted round robin, so the mix is exact and reproducible.
 pub fn kind_of(n: u64, load: &Load) -> Kind {
-    let total = u64::from(load.stt + load.tts + load.speaker_verify).max(1);
+    let total = u64::from(load.stt + load.tts + load.speaker_verify + load.speaker_enroll).max(1);
     let slot = n % total;
     if slot < u64::from(load.stt) {
         Kind::Stt
     } else if slot < u64::from(load.stt + load.tts) {
         Kind::Tts
-    } else {
+    } else if slot < u64::from(load.stt + load.tts + load.speaker_verify) {
         Kind::SpeakerVerify
+    } else {
+        Kind::SpeakerEnroll
     }
 }
 
@@ -133,14 +148,18 @@ async fn one_call(w: &Workload, kind: Kind) -> Result<String, (String, String)> 
             })
             .await
             .map(|a| a.region),
-        Kind::SpeakerVerify => {
+        Kind::SpeakerVerify | Kind::SpeakerEnroll => {
             let (Some(c), Some(p)) = (&w.speaker_client, &w.profile_id) else {
                 return Err(("config".into(), "no speaker profile".into()));
             };
-            let path = format!(
-                "/speaker-recognition/verification/text-independent/profiles/{p}:verify?api-version=2021-09-05&ignoreMinLength=true"
-            );
-            let req = speaker_request(path, "audio/wav", w.probe_wav.clone());
+            let base = "/speaker-recognition/verification/text-independent/profiles";
+            let req = if kind == Kind::SpeakerVerify {
+                let path = format!("{base}/{p}:verify?api-version=2021-09-05&ignoreMinLength=true");
+                speaker_request(path, "audio/wav", w.probe_wav.clone())
+            } else {
+                let path = format!("{base}/{p}/enrollments?api-version=2021-09-05");
+                speaker_request(path, "audio/wav", w.enroll_wav.clone())
+            };
             match c.forward(CallKind::Speaker, req).await {
                 Ok(a) if a.value.status.is_success() => Ok(a.region),
                 Ok(a) => {

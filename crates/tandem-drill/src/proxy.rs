@@ -27,7 +27,14 @@ pub enum ProxyFault {
     Status(u16),
     /// Relay after this delay.
     Delay(Duration),
+    /// A link between paired regions, cut: a connection whose first request goes to a
+    /// peer-only path (`/internal/…`, replication) is never answered; others (clients that
+    /// discovered the pair through this link) are relayed.
+    Partition,
 }
+
+/// Paths only regions call on each other.
+const PEER_PREFIX: &[u8] = b"/internal/";
 
 struct Shared {
     fault: ProxyFault,
@@ -131,8 +138,24 @@ async fn handle(mut socket: TcpStream, fault: ProxyFault, target: Option<SocketA
                 }
             }
         }
+        ProxyFault::Partition => {
+            let Some(head) = read_head(&mut socket).await else {
+                return;
+            };
+            let path = head.split(|&b| b == b' ').nth(1).unwrap_or_default();
+            if path.starts_with(PEER_PREFIX) {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            } else {
+                relay_with(socket, target, &head).await
+            }
+        }
         ProxyFault::Status(status) => {
-            if !read_head(&mut socket).await {
+            if read_head(&mut socket).await.is_none() {
                 return;
             }
             let body = format!(
@@ -148,27 +171,33 @@ async fn handle(mut socket: TcpStream, fault: ProxyFault, target: Option<SocketA
     }
 }
 
-/// Reads until the end of an HTTP request head. False on EOF or error.
-async fn read_head(socket: &mut TcpStream) -> bool {
+/// Reads until the end of an HTTP request head; returns every byte read (the head and maybe
+/// some body). `None` on EOF or error.
+async fn read_head(socket: &mut TcpStream) -> Option<Vec<u8>> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => {
                 seen.extend_from_slice(&buf[..n]);
                 if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    return true;
+                    return Some(seen);
                 }
                 if seen.len() > 1 << 20 {
-                    return false;
+                    return None;
                 }
             }
         }
     }
 }
 
-async fn relay(mut client: TcpStream, target: Option<SocketAddr>) {
+async fn relay(client: TcpStream, target: Option<SocketAddr>) {
+    relay_with(client, target, &[]).await
+}
+
+/// Relays, first sending upstream `already` (bytes read from the client before deciding).
+async fn relay_with(mut client: TcpStream, target: Option<SocketAddr>, already: &[u8]) {
     let upstream = match target {
         Some(t) => TcpStream::connect(t).await.ok(),
         None => None,
@@ -180,5 +209,8 @@ async fn relay(mut client: TcpStream, target: Option<SocketAddr>) {
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    if upstream.write_all(already).await.is_err() {
+        return;
+    }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }

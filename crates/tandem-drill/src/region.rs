@@ -67,7 +67,8 @@ pub(crate) fn random_hex() -> Result<String> {
 }
 
 impl Region {
-    /// Writes the region's config (peers reached through their proxies) and starts it.
+    /// Writes the region's config (each peer reached through the drill's link proxy from this
+    /// region to it, which leads to the peer's own proxy) and starts it.
     pub async fn start(
         spec: &RegionSpec,
         proxy: Proxy,
@@ -239,6 +240,14 @@ impl Region {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| DrillError::region(&self.name, "resource create printed no key1"))
+    }
+
+    /// Whether the process runs (not killed, not exited; a stopped one counts).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
     }
 
     /// `kill -9`.

@@ -94,6 +94,30 @@ pub struct Speaker {
     /// From the home region being ready again (its last restart) to the end of the first call
     /// it answered after that.
     pub failback_secs: Option<f64>,
+    /// Enrollment calls the client saw acknowledged (201).
+    pub enrollments_acknowledged: u64,
+    /// Enrollment calls that failed: the region may or may not have kept them.
+    pub enrollments_unacknowledged: u64,
+    /// Enrollments made by the load found in each live region of the pair at the end (`None`:
+    /// the profile could not be read there). Empty without a read-back.
+    pub enrollments_found: BTreeMap<String, Option<u64>>,
+    /// Whether the regions read back had converged (equal replication digests) first.
+    pub enrollments_converged: Option<bool>,
+    /// Acknowledged enrollments missing from the region that has the fewest (`None`: no region
+    /// could be read back). Failed calls the region kept anyway can hide a loss of the same
+    /// number, so `enrollments_unacknowledged` bounds that blind spot.
+    pub enrollments_lost: Option<u64>,
+}
+
+/// What the drill read back from the pair at the end of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Readback {
+    /// Enrollments of the profile made at setup (not the load's).
+    pub setup: u64,
+    /// The profile's `enrollmentsCount` in each live region (`None`: not readable).
+    pub count: BTreeMap<String, Option<u64>>,
+    /// Whether the regions' replication digests matched before the read.
+    pub converged: bool,
 }
 
 /// One goal, checked.
@@ -183,6 +207,7 @@ pub fn build(
     samples: &[Sample],
     skipped: u64,
     faults: &[FaultRecord],
+    readback: Option<&Readback>,
 ) -> Report {
     let primary = scenario.regions[0].name.clone();
     let totals = stats(samples);
@@ -217,8 +242,8 @@ pub fn build(
     let home_pair = scenario.regions[0].pair.clone();
     let speaker = samples
         .iter()
-        .any(|s| s.kind == Kind::SpeakerVerify)
-        .then(|| speaker(samples, faults, &primary, home_pair.as_deref()));
+        .any(|s| s.kind.is_speaker())
+        .then(|| speaker(samples, faults, &primary, home_pair.as_deref(), readback));
 
     let goals = check(
         &scenario.goals,
@@ -292,11 +317,39 @@ fn failover(samples: &[Sample], faults: &[FaultRecord], primary: &str) -> Failov
     }
 }
 
-fn speaker(samples: &[Sample], faults: &[FaultRecord], home: &str, pair: Option<&str>) -> Speaker {
-    let sp: Vec<&Sample> = samples
+/// Enrollments acknowledged, found in each region, and lost: `(found per region, lost)`.
+pub fn enrollments_lost(
+    acknowledged: u64,
+    readback: &Readback,
+) -> (BTreeMap<String, Option<u64>>, Option<u64>) {
+    let found: BTreeMap<String, Option<u64>> = readback
+        .count
         .iter()
-        .filter(|s| s.kind == Kind::SpeakerVerify)
+        .map(|(r, c)| (r.clone(), c.map(|c| c.saturating_sub(readback.setup))))
         .collect();
+    let lost = found
+        .values()
+        .flatten()
+        .map(|&f| acknowledged.saturating_sub(f))
+        .max();
+    (found, lost)
+}
+
+fn speaker(
+    samples: &[Sample],
+    faults: &[FaultRecord],
+    home: &str,
+    pair: Option<&str>,
+    readback: Option<&Readback>,
+) -> Speaker {
+    let sp: Vec<&Sample> = samples.iter().filter(|s| s.kind.is_speaker()).collect();
+    let enrolls = sp.iter().filter(|s| s.kind == Kind::SpeakerEnroll);
+    let enrollments_acknowledged = enrolls.clone().filter(|s| s.error.is_none()).count() as u64;
+    let enrollments_unacknowledged = enrolls.filter(|s| s.error.is_some()).count() as u64;
+    let (enrollments_found, enrollments_lost) = match readback {
+        Some(rb) => enrollments_lost(enrollments_acknowledged, rb),
+        None => (BTreeMap::new(), None),
+    };
     let failed_calls = sp.iter().filter(|s| s.error.is_some()).count() as u64;
     // The first call the pair answered, timed from the latest fault on the home region that
     // came before its answer (a delay before a blackhole does not count as the outage's start).
@@ -334,6 +387,11 @@ fn speaker(samples: &[Sample], faults: &[FaultRecord], home: &str, pair: Option<
         failed_calls,
         failover_secs,
         failback_secs,
+        enrollments_acknowledged,
+        enrollments_unacknowledged,
+        enrollments_found,
+        enrollments_converged: readback.map(|r| r.converged),
+        enrollments_lost,
     }
 }
 
@@ -382,6 +440,11 @@ fn check(
         None
     };
     at_most("max_backup_age_secs", g.max_backup_age_secs, oldest);
+    at_most(
+        "max_enrollments_lost",
+        g.max_enrollments_lost.map(|x| x as f64),
+        sp.and_then(|s| s.enrollments_lost).map(|x| x as f64),
+    );
     if let Some(goal) = g.min_success_ratio {
         let measured = (totals.calls > 0).then(|| totals.ok as f64 / totals.calls as f64);
         out.push(GoalCheck {
@@ -463,6 +526,31 @@ impl Report {
                 secs(s.failover_secs),
                 secs(s.failback_secs)
             ));
+            if s.enrollments_acknowledged + s.enrollments_unacknowledged > 0 {
+                let found: Vec<String> = s
+                    .enrollments_found
+                    .iter()
+                    .map(|(r, n)| {
+                        format!("{r} {}", n.map_or("unreadable".into(), |n| n.to_string()))
+                    })
+                    .collect();
+                m.push_str(&format!(
+                    "- enrollments: {} acknowledged, {} failed; found at the end: {}{}; lost: {}\n",
+                    s.enrollments_acknowledged,
+                    s.enrollments_unacknowledged,
+                    if found.is_empty() {
+                        "–".into()
+                    } else {
+                        found.join(", ")
+                    },
+                    match s.enrollments_converged {
+                        Some(false) => " (the pair had not converged)",
+                        _ => "",
+                    },
+                    s.enrollments_lost
+                        .map_or("not measured".into(), |n| n.to_string()),
+                ));
+            }
         }
         m.push_str("\n## Calls by kind\n\n| kind | calls | ok | failed | p50 | p99 |\n|---|---|---|---|---|---|\n");
         for (k, s) in &self.by_kind {

@@ -5,6 +5,7 @@
 //! the region processes (killed on drop). So returning early with an error, or the caller
 //! dropping the future on Ctrl-C, cleans up the same way as finishing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::error::{DrillError, Result};
 use crate::load::{self, speaker_request, ssml, Workload};
 use crate::proxy::{Proxy, ProxyFault};
 use crate::region::{random_hex, write_private, Layout, Region};
-use crate::report::{self, FaultRecord, Report};
+use crate::report::{self, FaultRecord, Readback, Report};
 use crate::scenario::{Action, FaultSpec, Scenario};
 
 /// Two long texts: about 24 s of speech, enough for a profile to be `Enrolled`.
@@ -33,6 +34,9 @@ const ENROL: [&str; 2] = [
 const PROBE: &str = "The salt breeze came across from the sea. The girl at the booth sold \
      fifty bonds. The small pup gnawed a hole in the sock.";
 const STT_TEXT: &str = "Rice is often served in round bowls.";
+/// A short text for the enrollments the load adds (a few seconds of speech each).
+const ENROL_MORE: &str =
+    "The girl at the booth sold fifty bonds. A pot of tea helps to pass the evening.";
 const SPEAKER_BASE: &str = "/speaker-recognition/verification/text-independent/profiles";
 
 /// How to run a drill.
@@ -82,18 +86,24 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
     for _ in &scenario.regions {
         proxies.push(Proxy::start().await?);
     }
-    let urls: Vec<(String, String)> = scenario
-        .regions
-        .iter()
-        .zip(&proxies)
-        .map(|(r, p)| (r.name.clone(), p.url()))
-        .collect();
+    // One link proxy per ordered pair of regions (from, to), in front of `to`'s proxy: the
+    // address `from` has for `to`, so a partition cuts exactly their replication link.
+    let mut links: BTreeMap<(String, String), Proxy> = BTreeMap::new();
+    for (from, _) in scenario.regions.iter().zip(&proxies) {
+        for (to, to_proxy) in scenario.regions.iter().zip(&proxies) {
+            if from.name != to.name {
+                let link = Proxy::start().await?;
+                link.set_target(&to_proxy.url())?;
+                links.insert((from.name.clone(), to.name.clone()), link);
+            }
+        }
+    }
     tracing::info!(regions = scenario.regions.len(), "starting regions");
     let starting = scenario.regions.iter().zip(proxies).map(|(spec, proxy)| {
-        let peers: Vec<(String, String)> = urls
+        let peers: Vec<(String, String)> = links
             .iter()
-            .filter(|(n, _)| *n != spec.name)
-            .cloned()
+            .filter(|((from, _), _)| *from == spec.name)
+            .map(|((_, to), link)| (to.clone(), link.url()))
             .collect();
         let layout = &layout;
         async move { Region::start(spec, proxy, &peers, layout).await }
@@ -113,12 +123,30 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
     let t0 = Instant::now();
     let duration = Duration::from_secs(scenario.duration_secs);
     let timeline = scenario.timeline();
+    let pairs: BTreeMap<String, String> = scenario
+        .regions
+        .iter()
+        .filter_map(|r| Some((r.name.clone(), r.pair.clone()?)))
+        .collect();
     let ((samples, skipped), faults) = tokio::join!(
         load::run(work.clone(), &scenario.load, t0, duration),
-        apply_faults(&mut regions, &timeline, t0)
+        apply_faults(&mut regions, &links, &pairs, &timeline, t0)
     );
+    let readback = if scenario.load.speaker_enroll > 0 {
+        Some(read_back(scenario, &mut regions, &work).await)
+    } else {
+        None
+    };
     drop(work);
-    let report = report::build(scenario, &opts.name, &samples, skipped, &faults);
+    let report = report::build(
+        scenario,
+        &opts.name,
+        &samples,
+        skipped,
+        &faults,
+        readback.as_ref(),
+    );
+    drop(links);
     drop(regions);
     if opts.keep_temp {
         let kept = tmp.keep();
@@ -168,7 +196,8 @@ async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
         entries.push(entry(r, &r.create_resource("drill")?));
     }
     let voice = scenario.load.voice.clone();
-    let speaker_client = if scenario.load.speaker_verify > 0 {
+    let primary_key = entries[0].key.clone().unwrap_or_default();
+    let speaker_client = if scenario.load.speaker_verify + scenario.load.speaker_enroll > 0 {
         Some(client(scenario, vec![entries[0].clone()])?)
     } else {
         None
@@ -176,6 +205,11 @@ async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
     let client = client(scenario, entries)?;
     let stt_wav = tts(&client, &voice, STT_TEXT).await?;
     let probe_wav = tts(&client, &voice, PROBE).await?;
+    let enroll_wav = if scenario.load.speaker_enroll > 0 {
+        tts(&client, &voice, ENROL_MORE).await?
+    } else {
+        Bytes::new()
+    };
     let mut profile_id = None;
     if let Some(sc) = &speaker_client {
         let created = speaker_call(
@@ -194,7 +228,12 @@ async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
             let path = format!("{SPEAKER_BASE}/{id}/enrollments?api-version=2021-09-05");
             speaker_call(sc, path, "audio/wav", wav).await?;
         }
-        replicated(regions).await?;
+        let all: Vec<&Region> = regions.iter().collect();
+        if !replicated(&all).await {
+            return Err(DrillError::Setup(
+                "the speaker profile did not replicate to the pair within 60 s".into(),
+            ));
+        }
         profile_id = Some(id);
     }
     Ok(Workload {
@@ -202,8 +241,11 @@ async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
         speaker_client,
         stt_wav,
         probe_wav,
+        enroll_wav,
         profile_id,
         voice,
+        primary_key,
+        setup_enrollments: ENROL.len() as u64,
     })
 }
 
@@ -226,8 +268,8 @@ async fn speaker_call(
     Ok(serde_json::from_slice(&a.value.body).unwrap_or(Value::Null))
 }
 
-/// Waits until the first region and its pair hold the same speaker data (admin digest).
-async fn replicated(regions: &[Region]) -> Result<()> {
+/// Waits until `regions` hold the same speaker data (admin digest); false after 60 s.
+async fn replicated(regions: &[&Region]) -> bool {
     let http = reqwest::Client::new();
     let digest = |r: &Region| {
         let req = http
@@ -246,14 +288,53 @@ async fn replicated(regions: &[Region]) -> Result<()> {
             seen.push(digest(r).await);
         }
         if seen.iter().all(|d| d.is_some() && *d == seen[0]) {
-            return Ok(());
+            return true;
         }
         if Instant::now() > deadline {
-            return Err(DrillError::Setup(
-                "the speaker profile did not replicate to the pair within 60 s".into(),
-            ));
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// After the run: waits for the live regions of the profile's pair to converge, then reads the
+/// profile's enrollment count from each (directly, not through the proxies).
+async fn read_back(scenario: &Scenario, regions: &mut [Region], w: &Workload) -> Readback {
+    let home = &scenario.regions[0];
+    let pair_names = [Some(&home.name), home.pair.as_ref()];
+    let mut live = Vec::new();
+    for r in regions.iter_mut() {
+        if pair_names.contains(&Some(&r.name)) && r.is_running() {
+            live.push(&*r);
+        }
+    }
+    let converged = !live.is_empty() && replicated(&live).await;
+    let mut count = BTreeMap::new();
+    let http = reqwest::Client::new();
+    for r in &live {
+        let n = match &w.profile_id {
+            Some(id) => {
+                let req = http
+                    .get(format!(
+                        "{}{SPEAKER_BASE}/{id}?api-version=2021-09-05",
+                        r.direct_url
+                    ))
+                    .header("ocp-apim-subscription-key", &w.primary_key)
+                    .timeout(Duration::from_secs(10));
+                async {
+                    let resp = req.send().await.ok()?.error_for_status().ok()?;
+                    resp.json::<Value>().await.ok()?["enrollmentsCount"].as_u64()
+                }
+                .await
+            }
+            None => None,
+        };
+        count.insert(r.name.clone(), n);
+    }
+    Readback {
+        setup: w.setup_enrollments,
+        count,
+        converged,
     }
 }
 
@@ -273,6 +354,8 @@ async fn backup_age(r: &Region) -> Option<f64> {
 
 async fn apply_faults(
     regions: &mut [Region],
+    links: &BTreeMap<(String, String), Proxy>,
+    pairs: &BTreeMap<String, String>,
     timeline: &[FaultSpec],
     t0: Instant,
 ) -> Vec<FaultRecord> {
@@ -304,6 +387,18 @@ async fn apply_faults(
                 proxy(r, ProxyFault::Delay(Duration::from_millis(*delay_ms)))
             }
             Action::Heal => proxy(r, ProxyFault::None),
+            Action::Partition => partition(
+                links,
+                r,
+                pairs.get(&f.region).map(String::as_str),
+                ProxyFault::Partition,
+            ),
+            Action::HealPartition => partition(
+                links,
+                r,
+                pairs.get(&f.region).map(String::as_str),
+                ProxyFault::None,
+            ),
         };
         out.push(FaultRecord {
             at_secs: f.at_secs,
@@ -316,6 +411,26 @@ async fn apply_faults(
         });
     }
     out
+}
+
+/// Sets `fault` on both links between `r` and `pair`.
+fn partition(
+    links: &BTreeMap<(String, String), Proxy>,
+    r: &Region,
+    pair: Option<&str>,
+    fault: ProxyFault,
+) -> Result<()> {
+    let pair = pair.ok_or_else(|| DrillError::region(&r.name, "no pair to partition from"))?;
+    for key in [
+        (r.name.clone(), pair.to_owned()),
+        (pair.to_owned(), r.name.clone()),
+    ] {
+        links
+            .get(&key)
+            .ok_or_else(|| DrillError::region(&r.name, format!("no link to {pair}")))?
+            .set(fault.clone());
+    }
+    Ok(())
 }
 
 fn proxy(r: &Region, fault: ProxyFault) -> Result<()> {

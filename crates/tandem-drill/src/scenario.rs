@@ -69,6 +69,9 @@ pub struct Load {
     pub tts: u32,
     /// Weight of speaker verification calls (a profile enrolled in the primary).
     pub speaker_verify: u32,
+    /// Weight of speaker enrollment calls (short audio added to the drill's profile); each one
+    /// acknowledged must be found in every live region of the pair at the end.
+    pub speaker_enroll: u32,
     /// The public voice for TTS and for the generated audio.
     pub voice: String,
 }
@@ -81,6 +84,7 @@ impl Default for Load {
             stt: 1,
             tts: 0,
             speaker_verify: 0,
+            speaker_enroll: 0,
             voice: "en-US-SltFlite".into(),
         }
     }
@@ -122,6 +126,8 @@ impl TryFrom<FaultToml> for FaultSpec {
             ("restart", None, None) => Action::Restart,
             ("blackhole", None, None) => Action::Blackhole,
             ("heal", None, None) => Action::Heal,
+            ("partition", None, None) => Action::Partition,
+            ("heal_partition", None, None) => Action::HealPartition,
             ("status", Some(status), None) if (100..600).contains(&status) => {
                 Action::Status { status }
             }
@@ -129,7 +135,8 @@ impl TryFrom<FaultToml> for FaultSpec {
             (a, _, _) => {
                 return Err(format!(
                     "fault at {} s: action {a:?} with these fields is not one of kill, stop, \
-                     cont, restart, blackhole, heal, status (status = 100..599), delay (delay_ms)",
+                     cont, restart, blackhole, heal, status (status = 100..599), delay (delay_ms), \
+                     partition, heal_partition",
                     t.at_secs
                 ))
             }
@@ -151,6 +158,8 @@ impl From<FaultSpec> for FaultToml {
             Action::Restart => ("restart", None, None),
             Action::Blackhole => ("blackhole", None, None),
             Action::Heal => ("heal", None, None),
+            Action::Partition => ("partition", None, None),
+            Action::HealPartition => ("heal_partition", None, None),
             Action::Status { status } => ("status", Some(status), None),
             Action::Delay { delay_ms } => ("delay", None, Some(delay_ms)),
         };
@@ -189,12 +198,29 @@ pub enum Action {
     },
     /// The proxy relays faithfully again.
     Heal,
+    /// Cuts the replication link between the region and its pair, both ways (their
+    /// `/internal/` peer requests hang), while clients still reach both regions.
+    Partition,
+    /// Restores the link cut by `partition`.
+    HealPartition,
 }
 
 impl Action {
     /// Whether this starts an outage (as opposed to ending one).
     pub fn is_disruptive(&self) -> bool {
-        !matches!(self, Action::Cont | Action::Restart | Action::Heal)
+        !matches!(
+            self,
+            Action::Cont
+                | Action::Restart
+                | Action::Heal
+                | Action::Partition
+                | Action::HealPartition
+        )
+    }
+
+    /// Whether this acts on the link between the region and its pair (not on what clients see).
+    pub fn is_partition(&self) -> bool {
+        matches!(self, Action::Partition | Action::HealPartition)
     }
 
     /// The action's name in the scenario.
@@ -208,6 +234,8 @@ impl Action {
             Action::Status { status } => format!("inject {status}"),
             Action::Delay { delay_ms } => format!("delay {delay_ms} ms"),
             Action::Heal => "heal".into(),
+            Action::Partition => "partition".into(),
+            Action::HealPartition => "heal partition".into(),
         }
     }
 }
@@ -234,6 +262,10 @@ pub struct Goals {
     /// Age of the faulted region's newest backup at each disruptive fault.
     #[serde(default)]
     pub max_backup_age_secs: Option<f64>,
+    /// Enrollments the client saw acknowledged but missing from a live region of the pair at
+    /// the end of the run, once both have converged.
+    #[serde(default)]
+    pub max_enrollments_lost: Option<u64>,
 }
 
 impl Scenario {
@@ -277,15 +309,31 @@ impl Scenario {
         if !(l.rate > 0.0 && l.rate <= 1000.0) || l.concurrency == 0 {
             return bad("load: rate must be in (0, 1000] and concurrency > 0".into());
         }
-        if l.stt + l.tts + l.speaker_verify == 0 {
-            return bad("load: give at least one of stt, tts, speaker_verify a weight".into());
+        if l.stt + l.tts + l.speaker_verify + l.speaker_enroll == 0 {
+            return bad(
+                "load: give at least one of stt, tts, speaker_verify, speaker_enroll a weight"
+                    .into(),
+            );
         }
-        if l.speaker_verify > 0 && self.regions[0].pair.is_none() {
-            return bad("load: speaker_verify needs the first region to have a pair".into());
+        if l.speaker_verify + l.speaker_enroll > 0 && self.regions[0].pair.is_none() {
+            return bad(
+                "load: speaker_verify and speaker_enroll need the first region to have a pair"
+                    .into(),
+            );
         }
         for f in &self.faults {
             if !names.contains(f.region.as_str()) {
                 return bad(format!("fault at {} s: no region {}", f.at_secs, f.region));
+            }
+            let paired = self
+                .regions
+                .iter()
+                .any(|r| r.name == f.region && r.pair.is_some());
+            if f.action.is_partition() && !paired {
+                return bad(format!(
+                    "fault at {} s: {} has no pair to partition from",
+                    f.at_secs, f.region
+                ));
             }
             if !(f.at_secs >= 0.0 && f.at_secs < self.duration_secs as f64) {
                 return bad(format!("fault at {} s: outside the run", f.at_secs));

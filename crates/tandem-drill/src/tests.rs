@@ -1,7 +1,7 @@
 //! Unit tests: the scenario format, the load mix, and the report's arithmetic on made-up calls.
 
 use crate::load::{kind_of, Kind, Sample};
-use crate::report::{build, percentile, FaultRecord};
+use crate::report::{build, enrollments_lost, percentile, FaultRecord, Readback};
 use crate::scenario::{Action, Scenario};
 
 const SCENARIO: &str = r#"
@@ -157,7 +157,7 @@ fn the_report_measures_failover_failback_and_checks_each_goal() {
         fault(2.0, 2.0, "westus", "kill -9", Some(12.0)),
         fault(5.0, 6.0, "westus", "restart", None),
     ];
-    let r = build(&s, "t", &samples, 3, &faults);
+    let r = build(&s, "t", &samples, 3, &faults, None);
     assert_eq!((r.totals.calls, r.totals.ok, r.totals.failed), (10, 9, 1));
     assert_eq!(r.skipped, 3);
     assert_eq!(r.errors.get("all_regions_failed"), Some(&1));
@@ -206,7 +206,7 @@ fn a_goal_that_cannot_be_measured_is_missed() {
     let samples = vec![call(0.1, 100.0, Kind::Stt, Some("westus"))];
     // No backup yet at the fault, no speaker call, no restart.
     let faults = vec![fault(2.0, 2.0, "westus", "kill -9", None)];
-    let r = build(&s, "t", &samples, 0, &faults);
+    let r = build(&s, "t", &samples, 0, &faults, None);
     let backup = r
         .goals
         .iter()
@@ -225,7 +225,7 @@ fn the_chart_is_an_svg_with_the_faults_marked() {
         call(2.1, 900.0, Kind::Stt, None),
     ];
     let faults = vec![fault(2.0, 2.0, "westus", "kill -9", Some(1.0))];
-    let r = build(&s, "t", &samples, 0, &faults);
+    let r = build(&s, "t", &samples, 0, &faults, None);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.svg");
     crate::chart::write_svg(&r, &path).unwrap();
@@ -250,7 +250,133 @@ fn speaker_failover_is_timed_from_the_fault_that_moved_the_calls() {
         fault(2.0, 2.0, "westus", "delay 800 ms", Some(1.0)),
         fault(5.0, 5.0, "westus", "blackhole", Some(1.0)),
     ];
-    let r = build(&s, "t", &samples, 0, &faults);
+    let r = build(&s, "t", &samples, 0, &faults, None);
     let f = r.speaker.unwrap().failover_secs.unwrap();
     assert!((f - 1.5).abs() < 1e-9, "{f}");
+}
+
+fn readback(setup: u64, counts: &[(&str, Option<u64>)], converged: bool) -> Readback {
+    Readback {
+        setup,
+        count: counts.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
+        converged,
+    }
+}
+
+#[test]
+fn enrollments_lost_are_the_acknowledged_ones_missing_from_the_poorest_region() {
+    let rb = readback(2, &[("westus", Some(7)), ("eastus", Some(5))], true);
+    let (found, lost) = enrollments_lost(5, &rb);
+    assert_eq!(found["westus"], Some(5));
+    assert_eq!(found["eastus"], Some(3));
+    assert_eq!(lost, Some(2));
+    // Unacknowledged enrollments kept by the region: more found than acknowledged, none lost.
+    assert_eq!(enrollments_lost(3, &rb).1, Some(0));
+    // A region that could not be read does not count; none readable: not measured.
+    let rb = readback(2, &[("westus", Some(7)), ("eastus", None)], false);
+    assert_eq!(enrollments_lost(5, &rb).1, Some(0));
+    let rb = readback(2, &[("eastus", None)], false);
+    assert_eq!(enrollments_lost(5, &rb).1, None);
+    // Fewer than the setup's (should not happen): saturates, everything acknowledged is lost.
+    let rb = readback(2, &[("westus", Some(1))], true);
+    assert_eq!(
+        enrollments_lost(3, &rb),
+        ([("westus".into(), Some(0))].into(), Some(3))
+    );
+}
+
+#[test]
+fn the_enrollments_goal_is_checked_and_reported() {
+    let mut s = Scenario::from_toml(SCENARIO).unwrap();
+    s.goals = Default::default();
+    s.goals.max_enrollments_lost = Some(0);
+    let w = Some("westus");
+    let samples = vec![
+        call(0.5, 100.0, Kind::SpeakerEnroll, w),
+        call(1.0, 100.0, Kind::SpeakerEnroll, w),
+        call(1.5, 100.0, Kind::SpeakerEnroll, None),
+        call(2.0, 100.0, Kind::SpeakerVerify, w),
+    ];
+    let faults = vec![FaultRecord {
+        at_secs: 1.2,
+        done_secs: 1.2,
+        region: "westus".into(),
+        action: "partition".into(),
+        disruptive: false,
+        backup_age_secs: None,
+        error: None,
+    }];
+    let ok = readback(2, &[("westus", Some(4)), ("eastus", Some(4))], true);
+    let r = build(&s, "t", &samples, 0, &faults, Some(&ok));
+    let sp = r.speaker.as_ref().unwrap();
+    assert_eq!(sp.enrollments_acknowledged, 2);
+    assert_eq!(sp.enrollments_unacknowledged, 1);
+    assert_eq!(sp.enrollments_lost, Some(0));
+    assert_eq!(sp.enrollments_converged, Some(true));
+    assert_eq!(r.goals.len(), 1);
+    assert!(r.passed, "{:?}", r.goals);
+    assert!(r
+        .markdown(None)
+        .contains("enrollments: 2 acknowledged, 1 failed"));
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["speaker"]["enrollments_lost"], 0);
+
+    let short = readback(2, &[("westus", Some(4)), ("eastus", Some(3))], true);
+    let r = build(&s, "t", &samples, 0, &faults, Some(&short));
+    assert_eq!(r.speaker.as_ref().unwrap().enrollments_lost, Some(1));
+    assert!(!r.passed);
+    assert_eq!(r.goals[0].measured, Some(1.0));
+
+    // No read-back at all (e.g. every region down at the end): not measured, a miss.
+    let r = build(&s, "t", &samples, 0, &faults, None);
+    assert_eq!(r.goals[0].measured, None);
+    assert!(!r.passed);
+}
+
+#[test]
+fn partition_needs_a_pair_and_parses_both_ways() {
+    let with = |extra: &str| {
+        SCENARIO.replace(
+            "[goals]",
+            &format!("[[faults]]\nat_secs = 4\nregion = \"westus\"\n{extra}\n[goals]"),
+        )
+    };
+    let s = Scenario::from_toml(&with("action = \"partition\"")).unwrap();
+    assert!(s.faults.iter().any(|f| f.action == Action::Partition));
+    assert!(!Action::Partition.is_disruptive());
+    let s = Scenario::from_toml(&with("action = \"heal_partition\"")).unwrap();
+    assert!(s.faults.iter().any(|f| f.action == Action::HealPartition));
+    let lonely = r#"
+duration_secs = 10
+[[regions]]
+name = "westus"
+[[regions]]
+name = "eastus"
+[[faults]]
+at_secs = 1
+region = "westus"
+action = "partition"
+"#;
+    let e = Scenario::from_toml(lonely).unwrap_err().to_string();
+    assert!(e.contains("no pair"), "{e}");
+    let enroll_without_pair = "duration_secs = 10\n[[regions]]\nname = \"westus\"\n\
+                               [load]\nstt = 0\nspeaker_enroll = 1\n";
+    assert!(Scenario::from_toml(enroll_without_pair).is_err());
+}
+
+#[test]
+fn the_mix_includes_enrollments_last() {
+    let mut s = Scenario::from_toml(SCENARIO).unwrap();
+    s.load.speaker_enroll = 1;
+    let kinds: Vec<Kind> = (0..5).map(|n| kind_of(n, &s.load)).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Stt,
+            Kind::Stt,
+            Kind::Tts,
+            Kind::SpeakerVerify,
+            Kind::SpeakerEnroll
+        ]
+    );
 }

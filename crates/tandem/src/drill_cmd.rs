@@ -12,12 +12,13 @@ SCENARIO (TOML; examples in drills/)
   name = \"kill-primary\"            duration_secs = 45
   [[regions]] name = \"westus\"  pair = \"eastus\"  backup_interval_secs = 5
   [[regions]] name = \"eastus\"  pair = \"westus\"
-  [load] rate = 4.0  concurrency = 4  stt = 2  tts = 1  speaker_verify = 1
+  [load] rate = 4.0  concurrency = 4  stt = 2  tts = 1  speaker_verify = 1  speaker_enroll = 1
   [[faults]] at_secs = 10  region = \"westus\"  action = \"kill\"
       actions: kill, stop, cont, restart, blackhole, status (status = 503), delay
-      (delay_ms = 800), heal
+      (delay_ms = 800), heal, partition / heal_partition (the replication link between the
+      region and its pair; clients still reach both)
   [goals] max_failed_calls, max_added_p99_ms, max_speaker_failover_secs,
-      max_speaker_failback_secs, max_backup_age_secs, min_success_ratio
+      max_speaker_failback_secs, max_backup_age_secs, max_enrollments_lost, min_success_ratio
   [policy] the failover SDK's policy (as in a regions file)
 
 OUTPUT

@@ -64,7 +64,8 @@ fn kill_primary_drill_measures_failover_and_failback_and_reports_them() {
     assert_eq!(r["passed"], all_held);
     assert_eq!(o.status.success(), all_held, "{why}");
     let names: Vec<&str> = goals.iter().map(|g| g["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert!(names.contains(&"max_enrollments_lost"), "{names:?}");
     assert_eq!(r["format_version"], 1);
     assert_eq!(r["scenario"], "kill-primary");
     assert_eq!(r["timeline"].as_array().unwrap().len(), 45);
@@ -81,7 +82,7 @@ fn kill_primary_drill_measures_failover_and_failback_and_reports_them() {
     assert!(faults[1]["done_secs"].as_f64().unwrap() >= 25.0);
 
     // Every kind of call was made and answered at least once.
-    for kind in ["stt", "tts", "speaker_verify"] {
+    for kind in ["stt", "tts", "speaker_verify", "speaker_enroll"] {
         let k = &r["by_kind"][kind];
         assert!(k["ok"].as_u64().unwrap() > 0, "{kind}: {k}");
         assert!(k["p99_ms"].as_f64().unwrap() > 0.0, "{kind}: {k}");
@@ -102,6 +103,10 @@ fn kill_primary_drill_measures_failover_and_failback_and_reports_them() {
     assert_eq!(s["home"], "westus");
     assert!(s["failover_secs"].as_f64().is_some(), "{why}");
     assert!(s["failback_secs"].as_f64().is_some(), "{why}");
+    // Enrollments: counted, read back from both regions of the pair, and the loss is a number.
+    assert!(s["enrollments_acknowledged"].as_u64().is_some(), "{why}");
+    assert!(s["enrollments_lost"].is_number(), "{why}");
+    assert!(s["enrollments_found"]["eastus"].is_number(), "{why}");
 
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     let verdict = if all_held { "PASSED" } else { "FAILED" };
