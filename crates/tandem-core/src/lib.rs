@@ -25,5 +25,7 @@ pub use peer::{
     PeerAuth, PeerAuthError, PeerSignature, MAX_SKEW_SECS, PEER_HEADER, PEER_SIGNATURE_HEADER,
     PEER_TIME_HEADER,
 };
-pub use status_page::{status_page_html, status_wants_html, STATUS_REFRESH_MS};
+pub use status_page::{
+    status_page_html, status_wants_html, EventLog, StatusEvent, STATUS_REFRESH_MS,
+};
 pub use token::{Claims, TokenSigner, TOKEN_ISSUER};

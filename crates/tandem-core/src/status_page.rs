@@ -142,6 +142,63 @@ refresh();setInterval(refresh,EVERY);
 </script></body></html>
 "##;
 
+/// One failover-related event a status page lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusEvent {
+    /// When (Unix seconds).
+    pub at: u64,
+    /// What happened, e.g. `failover`, `failback`, `pair-unreachable`.
+    pub kind: &'static str,
+    /// The region it concerns.
+    pub region: String,
+    /// One line for people.
+    pub message: String,
+}
+
+/// The most recent events of a status page, oldest first, at most `capacity` of them.
+#[derive(Debug)]
+pub struct EventLog {
+    capacity: usize,
+    events: std::sync::Mutex<std::collections::VecDeque<StatusEvent>>,
+}
+
+impl EventLog {
+    /// An empty log keeping the `capacity` most recent events.
+    pub fn new(capacity: usize) -> EventLog {
+        EventLog {
+            capacity: capacity.max(1),
+            events: Default::default(),
+        }
+    }
+
+    /// Records an event now, dropping the oldest when full.
+    pub fn push(&self, kind: &'static str, region: String, message: String) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut q = self.events.lock().expect("events lock");
+        if q.len() == self.capacity {
+            q.pop_front();
+        }
+        q.push_back(StatusEvent {
+            at,
+            kind,
+            region,
+            message,
+        });
+    }
+
+    /// The events, oldest first.
+    pub fn list(&self) -> Vec<StatusEvent> {
+        self.events
+            .lock()
+            .expect("events lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ pub struct Gateway {
     /// Reads the regions' own `/status.json`.
     pub(crate) http: reqwest::Client,
     /// Recent failovers, failbacks, trips and node ejections.
-    pub(crate) events: Arc<status::EventLog>,
+    pub(crate) events: Arc<tandem_core::EventLog>,
     /// Whether each region's `/status.json` answered the last read.
     pub(crate) region_reachable: prometheus::IntGaugeVec,
 }
@@ -85,7 +85,7 @@ impl Gateway {
         registry
             .register(Box::new(region_reachable.clone()))
             .expect("unique");
-        let events = Arc::new(status::EventLog::default());
+        let events = Arc::new(tandem_core::EventLog::new(status::RECENT_EVENTS));
         status::spawn_recorder(&client, events.clone());
         Self {
             client,

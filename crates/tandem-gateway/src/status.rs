@@ -7,8 +7,8 @@
 //! the page existed); `?format=json|html` decides explicitly. No credentials needed, no secrets
 //! shown: the regions' keys stay in the gateway.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
@@ -19,11 +19,12 @@ use prometheus::IntGaugeVec;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tandem_client::{ClientEvent, TandemClient};
+use tandem_core::EventLog;
 
 use crate::Gateway;
 
 /// Events kept for the page.
-const RECENT_EVENTS: usize = 100;
+pub(crate) const RECENT_EVENTS: usize = 100;
 /// How long a region's own `/status.json` may take before it counts as unreachable.
 const REGION_TIMEOUT: Duration = Duration::from_secs(2);
 /// The status JSON's format version.
@@ -36,85 +37,52 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// One thing the gateway's client did that an operator cares about.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Event {
-    at: u64,
-    kind: &'static str,
-    region: String,
-    message: String,
-}
-
-/// The most recent failover-related events, oldest first.
-#[derive(Debug, Default)]
-pub(crate) struct EventLog(Mutex<VecDeque<Event>>);
-
-impl EventLog {
-    /// Records `e` if it is a failover, failback, trip or node ejection/readmission.
-    pub(crate) fn record(&self, e: &ClientEvent) {
-        let (kind, region, message) = match e {
-            ClientEvent::Failover { from, to } => (
-                "failover",
-                from.clone(),
-                format!("{from} failed: calls moved on to {to}"),
-            ),
-            ClientEvent::Failback { to } => (
-                "failback",
-                to.clone(),
-                format!("{to} recovered: traffic returns to it"),
-            ),
-            ClientEvent::Trip { region, open_for } => (
-                "breaker-trip",
-                region.clone(),
-                format!("breaker opened for {} ms", open_for.as_millis()),
-            ),
-            ClientEvent::NodeEjected {
-                region,
-                node,
-                open_for,
-            } => (
-                "node-ejected",
-                region.clone(),
-                format!(
-                    "node {node} out of rotation, probed in {} ms",
-                    open_for.as_millis()
-                ),
-            ),
-            ClientEvent::NodeReadmitted { region, node } => (
-                "node-readmitted",
-                region.clone(),
-                format!("node {node} passed its probe: back in rotation"),
-            ),
-            ClientEvent::Discovered { region, pair } => (
-                "pair-discovered",
-                region.clone(),
-                match pair {
-                    Some(p) => format!("speaker traffic fails over to its pair {p}"),
-                    None => "it has no pair".to_owned(),
-                },
-            ),
-            _ => return,
-        };
-        let mut q = self.0.lock().expect("events lock");
-        if q.len() == RECENT_EVENTS {
-            q.pop_front();
-        }
-        q.push_back(Event {
-            at: unix_now(),
-            kind,
+/// Records `e` into `log` if it is a failover, failback, trip or node ejection/readmission.
+pub(crate) fn record(log: &EventLog, e: &ClientEvent) {
+    let (kind, region, message) = match e {
+        ClientEvent::Failover { from, to } => (
+            "failover",
+            from.clone(),
+            format!("{from} failed: calls moved on to {to}"),
+        ),
+        ClientEvent::Failback { to } => (
+            "failback",
+            to.clone(),
+            format!("{to} recovered: traffic returns to it"),
+        ),
+        ClientEvent::Trip { region, open_for } => (
+            "breaker-trip",
+            region.clone(),
+            format!("breaker opened for {} ms", open_for.as_millis()),
+        ),
+        ClientEvent::NodeEjected {
             region,
-            message,
-        });
-    }
-
-    fn list(&self) -> Vec<Event> {
-        self.0
-            .lock()
-            .expect("events lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
+            node,
+            open_for,
+        } => (
+            "node-ejected",
+            region.clone(),
+            format!(
+                "node {node} out of rotation, probed in {} ms",
+                open_for.as_millis()
+            ),
+        ),
+        ClientEvent::NodeReadmitted { region, node } => (
+            "node-readmitted",
+            region.clone(),
+            format!("node {node} passed its probe: back in rotation"),
+        ),
+        ClientEvent::Discovered { region, pair } => (
+            "pair-discovered",
+            region.clone(),
+            match pair {
+                Some(p) => format!("speaker traffic fails over to its pair {p}"),
+                None => "it has no pair".to_owned(),
+            },
+        ),
+        _ => return,
+    };
+    log.push(kind, region, message);
 }
 
 /// Records the client's events into `log` for as long as the client lives. Needs a tokio
@@ -127,7 +95,7 @@ pub(crate) fn spawn_recorder(client: &TandemClient, log: Arc<EventLog>) {
     rt.spawn(async move {
         loop {
             match rx.recv().await {
-                Ok(e) => log.record(&e),
+                Ok(e) => record(&log, &e),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
@@ -326,29 +294,41 @@ mod tests {
 
     #[test]
     fn failovers_failbacks_and_ejections_are_kept_retries_are_not() {
-        let log = EventLog::default();
-        log.record(&ClientEvent::Retry {
-            region: "westus".into(),
-            node: "n".into(),
-            attempt: 1,
-            delay: Duration::from_millis(5),
-        });
-        log.record(&ClientEvent::Failover {
-            from: "westus".into(),
-            to: "eastus".into(),
-        });
-        log.record(&ClientEvent::Failback {
-            to: "westus".into(),
-        });
-        log.record(&ClientEvent::NodeEjected {
-            region: "westus".into(),
-            node: "http://a".into(),
-            open_for: Duration::from_secs(1),
-        });
+        let log = EventLog::new(RECENT_EVENTS);
+        record(
+            &log,
+            &ClientEvent::Retry {
+                region: "westus".into(),
+                node: "n".into(),
+                attempt: 1,
+                delay: Duration::from_millis(5),
+            },
+        );
+        record(
+            &log,
+            &ClientEvent::Failover {
+                from: "westus".into(),
+                to: "eastus".into(),
+            },
+        );
+        record(
+            &log,
+            &ClientEvent::Failback {
+                to: "westus".into(),
+            },
+        );
+        record(
+            &log,
+            &ClientEvent::NodeEjected {
+                region: "westus".into(),
+                node: "http://a".into(),
+                open_for: Duration::from_secs(1),
+            },
+        );
         let kinds: Vec<_> = log.list().iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["failover", "failback", "node-ejected"]);
         for _ in 0..RECENT_EVENTS {
-            log.record(&ClientEvent::Failback { to: "x".into() });
+            record(&log, &ClientEvent::Failback { to: "x".into() });
         }
         assert_eq!(log.list().len(), RECENT_EVENTS);
         assert!(log.list().iter().all(|e| e.kind == "failback"));

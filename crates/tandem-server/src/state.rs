@@ -10,9 +10,10 @@ use tandem_store::Store;
 use crate::base_engines::BaseEngines;
 use crate::model_cache::{ModelCache, MODEL_CACHE_CAPACITY};
 use crate::replication::Replication;
-use crate::routes::status::EventLog;
+use crate::routes::status::RECENT_EVENTS;
 use crate::workers::Workers;
 use crate::{quota::Quotas, EnginePool, Metrics};
+use tandem_core::EventLog;
 
 /// The loaded speech engines. They load after the listener is up, so `/readyz` can say "not yet".
 pub struct Engines {
@@ -98,7 +99,7 @@ impl AppState {
                 replication,
                 custom_models: ModelCache::new(MODEL_CACHE_CAPACITY),
                 workers: Workers::default(),
-                events: EventLog::default(),
+                events: EventLog::new(RECENT_EVENTS),
             }),
         }
     }

@@ -24,4 +24,4 @@ pub use fixtures::{model_dir, HARVARD_SENTENCES, SPEAKER_SAMPLE_VOICES};
 pub use gateway::GatewayProcess;
 pub use proxy::{Fault, FaultProxy};
 pub use region::{RegionOptions, RegionProcess, ResourceKeys};
-pub use storage::SharedStorage;
+pub use storage::{SharedStorage, TestDatabase};

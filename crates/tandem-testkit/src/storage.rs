@@ -188,16 +188,18 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// A database of its own on the test server, dropped (connections and all) on drop, even
-/// after a failed assertion.
-struct TestDatabase {
+/// A database of its own on the test server (`CREATE DATABASE` through the admin URL), dropped
+/// (connections and all) on drop, even after a failed assertion.
+pub struct TestDatabase {
     admin: String,
     name: String,
     url: String,
 }
 
 impl TestDatabase {
-    async fn create(admin: &str, name: &str) -> TestDatabase {
+    /// Creates database `name` on the server at `admin` (a `postgres://` URL whose role may
+    /// create databases).
+    pub async fn create(admin: &str, name: &str) -> TestDatabase {
         let mut conn = connect(admin).await;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
@@ -209,6 +211,13 @@ impl TestDatabase {
             url: with_database(admin, name),
             name: name.to_owned(),
         }
+    }
+}
+
+impl TestDatabase {
+    /// The new database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -273,6 +282,11 @@ mod tests {
             "postgres://u@h/t2?sslmode=disable"
         );
         assert_eq!(with_database("postgres://u@h", "t3"), "postgres://u@h/t3");
+        assert_eq!(
+            with_database("postgres://u@h:5/db?sslmode=disable", "x"),
+            "postgres://u@h:5/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
         assert_eq!(sanitize("Region-Nodes 1"), "region_nodes_1");
     }
 }

@@ -15,152 +15,12 @@ mod common;
 
 use std::time::Instant;
 
+use common::custom_voice::*;
 use common::*;
 use serde_json::{json, Value};
 use tandem_engines::models::{ModelCache, ONNXRUNTIME, PIPER_JOE, PIPER_JOE_CONFIG};
 use tandem_engines::tts::piper::PiperVoice;
-use tandem_engines::Prosody;
 use tandem_testkit::model_dir;
-
-const V: &str = "api-version=2026-01-01";
-const TALENT: &str = "Joe";
-const COMPANY: &str = "Contoso";
-
-fn statement() -> String {
-    format!(
-        "I {TALENT} am aware that recordings of my voice will be used by {COMPANY} to create \
-         and use a synthetic version of my voice."
-    )
-}
-
-const TRAINING: [(&str, &str); 3] = [
-    (
-        "0001",
-        "The cell membrane controls what enters and leaves the cell.",
-    ),
-    (
-        "0002",
-        "Mitochondria produce most of the energy a cell needs.",
-    ),
-    (
-        "0003",
-        "Plants turn sunlight into sugar through photosynthesis.",
-    ),
-];
-
-struct Cv {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Cv {
-    fn url(&self, rest: &str) -> String {
-        let sep = if rest.contains('?') { '&' } else { '?' };
-        format!("{}/customvoice{rest}{sep}{V}", self.base)
-    }
-    async fn put(&self, rest: &str, body: Value) -> reqwest::Response {
-        self.http
-            .put(self.url(rest))
-            .header(KEY, &self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-    async fn get(&self, rest: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(rest))
-            .header(KEY, &self.key)
-            .send()
-            .await
-            .unwrap()
-    }
-    async fn delete(&self, rest: &str) -> reqwest::Response {
-        self.http
-            .delete(self.url(rest))
-            .header(KEY, &self.key)
-            .send()
-            .await
-            .unwrap()
-    }
-    async fn form(&self, rest: &str, form: reqwest::multipart::Form) -> reqwest::Response {
-        self.http
-            .post(self.url(rest))
-            .header(KEY, &self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-    }
-    async fn consent(&self, id: &str, wav: Vec<u8>) -> reqwest::Response {
-        let form = reqwest::multipart::Form::new()
-            .text("voiceTalentName", TALENT)
-            .text("companyName", COMPANY)
-            .text("locale", "en-US")
-            .text("projectId", "p1")
-            .part(
-                "audiodata",
-                reqwest::multipart::Part::bytes(wav)
-                    .file_name("consent.wav")
-                    .mime_str("audio/wav")
-                    .unwrap(),
-            );
-        self.form(&format!("/consents/{id}"), form).await
-    }
-    async fn upload_model(&self, id: &str, onnx: Vec<u8>, config: Vec<u8>) -> reqwest::Response {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "model",
-                reqwest::multipart::Part::bytes(onnx).file_name("voice.onnx"),
-            )
-            .part(
-                "config",
-                reqwest::multipart::Part::bytes(config).file_name("voice.onnx.json"),
-            );
-        self.form(&format!("/models/{id}:upload"), form).await
-    }
-    async fn speak(&self, deployment: &str, body: String, format: &str) -> reqwest::Response {
-        self.http
-            .post(format!(
-                "{}/cognitiveservices/v1?deploymentId={deployment}",
-                self.base
-            ))
-            .header(KEY, &self.key)
-            .header("Content-Type", "application/ssml+xml")
-            .header("X-Microsoft-OutputFormat", format)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-    async fn transcribe(&self, wav: Vec<u8>) -> String {
-        let resp = self
-            .http
-            .post(stt_url(&self.base, "language=en-US"))
-            .header(KEY, &self.key)
-            .header("Content-Type", "audio/wav")
-            .body(wav)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let v: Value = resp.json().await.unwrap();
-        v["DisplayText"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let code = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(code, status, "{v}");
-    v
-}
-
-fn wav(voice: &PiperVoice, text: &str) -> Vec<u8> {
-    let pcm = voice.synthesize(text, &Prosody::default()).unwrap();
-    tandem_audio::encode_wav_pcm16(&pcm)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn joe_is_imported_deployed_and_speaks() {
@@ -184,16 +44,8 @@ async fn joe_is_imported_deployed_and_speaks() {
     let mut region = region("westus").await;
     let keys = region.create_resource("voices");
     let other = region.create_resource("other");
-    let cv = Cv {
-        http: http(),
-        base: region.url.clone(),
-        key: keys.key1.clone(),
-    };
-    let stranger = Cv {
-        http: http(),
-        base: region.url.clone(),
-        key: other.key1.clone(),
-    };
+    let cv = Cv::new(&region, &keys.key1);
+    let stranger = Cv::new(&region, &other.key1);
 
     // Project; api-version is required.
     let resp = cv
@@ -427,7 +279,7 @@ async fn joe_is_imported_deployed_and_speaks() {
     // Synthesis with the deployment, checked by the region's STT.
     let sentence = "The heart pumps blood through the body.";
     let resp = cv
-        .speak(
+        .synthesize(
             "e1",
             ssml("JoeNeural", sentence),
             "riff-16khz-16bit-mono-pcm",
@@ -439,18 +291,18 @@ async fn joe_is_imported_deployed_and_speaks() {
     assert!(wer(sentence, &heard) <= 0.25, "{heard:?}");
     // Plain text, and other formats.
     let resp = cv
-        .speak("e1", sentence.to_owned(), "riff-24khz-16bit-mono-pcm")
+        .synthesize("e1", sentence.to_owned(), "riff-24khz-16bit-mono-pcm")
         .await;
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.unwrap().len() > 24_000);
     let resp = cv
-        .speak("e1", sentence.to_owned(), "raw-8khz-8bit-mono-mulaw")
+        .synthesize("e1", sentence.to_owned(), "raw-8khz-8bit-mono-mulaw")
         .await;
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.unwrap().len() > 8_000);
     // Wrong voice name, unknown deployment, another resource's deployment.
     assert_azure_error(
-        cv.speak(
+        cv.synthesize(
             "e1",
             ssml("OtherNeural", sentence),
             "riff-16khz-16bit-mono-pcm",
@@ -460,7 +312,7 @@ async fn joe_is_imported_deployed_and_speaks() {
     )
     .await;
     assert_azure_error(
-        cv.speak(
+        cv.synthesize(
             "nope",
             ssml("JoeNeural", sentence),
             "riff-16khz-16bit-mono-pcm",
@@ -471,7 +323,7 @@ async fn joe_is_imported_deployed_and_speaks() {
     .await;
     assert_azure_error(
         stranger
-            .speak(
+            .synthesize(
                 "e1",
                 ssml("JoeNeural", sentence),
                 "riff-16khz-16bit-mono-pcm",
@@ -518,7 +370,7 @@ async fn joe_is_imported_deployed_and_speaks() {
     };
     let t0 = Instant::now();
     let resp = cv
-        .speak(
+        .synthesize(
             "e1",
             ssml("JoeNeural", sentence),
             "riff-16khz-16bit-mono-pcm",

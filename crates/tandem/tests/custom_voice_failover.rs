@@ -30,6 +30,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::custom_speech::peer_config;
+use common::custom_voice::*;
 use common::*;
 use serde_json::{json, Value};
 use tandem_client::{
@@ -37,123 +38,27 @@ use tandem_client::{
 };
 use tandem_engines::models::{ModelCache, ONNXRUNTIME, PIPER_JOE, PIPER_JOE_CONFIG, SPEAKER_GE2E};
 use tandem_engines::tts::piper::PiperVoice;
-use tandem_engines::{Embedding, Prosody, SpeakerEncoder};
+use tandem_engines::{Embedding, SpeakerEncoder};
 use tandem_testkit::{model_dir, FaultProxy};
 
-const V: &str = "api-version=2026-01-01";
-const STATEMENT: &str = "I Joe am aware that recordings of my voice will be used by Contoso to \
-                         create and use a synthetic version of my voice.";
 /// The consent check's speaker threshold (cosine of GE2E embeddings).
 const SAME_VOICE: f32 = 0.75;
 
-const TRAINING: [(&str, &str); 3] = [
-    (
-        "0001",
-        "The cell membrane controls what enters and leaves the cell.",
-    ),
-    (
-        "0002",
-        "Mitochondria produce most of the energy a cell needs.",
-    ),
-    (
-        "0003",
-        "Plants turn sunlight into sugar through photosynthesis.",
-    ),
-];
-
-struct Cv {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
 impl Cv {
-    fn new(region: &RegionProcess, key: &str) -> Cv {
-        Cv {
-            http: http(),
-            base: region.url.clone(),
-            key: key.to_owned(),
-        }
-    }
-    fn url(&self, rest: &str) -> String {
-        format!("{}/customvoice{rest}?{V}", self.base)
-    }
-    async fn put(&self, rest: &str, body: Value) -> reqwest::Response {
-        let req = self.http.put(self.url(rest)).header(KEY, &self.key);
-        req.json(&body).send().await.unwrap()
-    }
-    async fn post(&self, rest: &str, body: Value) -> reqwest::Response {
-        let req = self.http.post(self.url(rest)).header(KEY, &self.key);
-        req.json(&body).send().await.unwrap()
-    }
-    async fn get(&self, rest: &str) -> reqwest::Response {
-        let req = self.http.get(self.url(rest)).header(KEY, &self.key);
-        req.send().await.unwrap()
-    }
-    async fn form(&self, rest: &str, form: reqwest::multipart::Form) -> reqwest::Response {
-        let req = self.http.post(self.url(rest)).header(KEY, &self.key);
-        req.multipart(form).send().await.unwrap()
-    }
-    async fn consent(&self, id: &str, wav: Vec<u8>) -> reqwest::Response {
-        let form = reqwest::multipart::Form::new()
-            .text("voiceTalentName", "Joe")
-            .text("companyName", "Contoso")
-            .text("locale", "en-US")
-            .text("projectId", "p1")
-            .part(
-                "audiodata",
-                reqwest::multipart::Part::bytes(wav)
-                    .file_name("consent.wav")
-                    .mime_str("audio/wav")
-                    .unwrap(),
-            );
-        self.form(&format!("/consents/{id}"), form).await
-    }
     async fn model(&self, id: &str, consent: &str, onnx: &[u8], config: &[u8]) -> Value {
         let body = json!({"voiceName": "JoeNeural", "description": "joe", "recipe": {"kind": "Default"},
                           "projectId": "p1", "consentId": consent, "trainingSetId": "t1", "locale": "en-US"});
         json_of(self.put(&format!("/models/{id}"), body).await, 201).await;
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "model",
-                reqwest::multipart::Part::bytes(onnx.to_vec()).file_name("voice.onnx"),
-            )
-            .part(
-                "config",
-                reqwest::multipart::Part::bytes(config.to_vec()).file_name("voice.onnx.json"),
-            );
-        json_of(self.form(&format!("/models/{id}:upload"), form).await, 200).await
+        let upload = self.upload_model(id, onnx.to_vec(), config.to_vec()).await;
+        json_of(upload, 200).await
     }
     async fn speak(&self, deployment: &str, text: &str) -> Vec<u8> {
+        let format = "riff-16khz-16bit-mono-pcm";
         let resp = self
-            .http
-            .post(format!(
-                "{}/cognitiveservices/v1?deploymentId={deployment}",
-                self.base
-            ))
-            .header(KEY, &self.key)
-            .header("Content-Type", "application/ssml+xml")
-            .header("X-Microsoft-OutputFormat", "riff-16khz-16bit-mono-pcm")
-            .body(ssml("JoeNeural", text))
-            .send()
-            .await
-            .unwrap();
+            .synthesize(deployment, ssml("JoeNeural", text), format)
+            .await;
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap().to_vec()
-    }
-    async fn transcribe(&self, wav: Vec<u8>) -> String {
-        let resp = self
-            .http
-            .post(stt_url(&self.base, "language=en-US"))
-            .header(KEY, &self.key)
-            .header("Content-Type", "audio/wav")
-            .body(wav)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let v: Value = resp.json().await.unwrap();
-        v["DisplayText"].as_str().unwrap_or_default().to_owned()
     }
     /// Starts a copy; the operation's URL.
     async fn copy(&self, model: &str, body: Value) -> String {
@@ -191,30 +96,6 @@ impl Cv {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let code = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(code, status, "{v}");
-    v
-}
-
-/// A 4xx in Azure's data-plane shape with this code.
-async fn azure_error(resp: reqwest::Response, status: u16, code: &str) -> String {
-    let v = json_of(resp, status).await;
-    assert_eq!(v["error"]["code"], code, "{v}");
-    let message = v["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(!message.is_empty(), "{v}");
-    message
-}
-
-fn wav(voice: &PiperVoice, text: &str) -> Vec<u8> {
-    let pcm = voice.synthesize(text, &Prosody::default()).unwrap();
-    tandem_audio::encode_wav_pcm16(&pcm)
 }
 
 fn embed(encoder: &SpeakerEncoder, wav: &[u8]) -> Embedding {
@@ -328,7 +209,7 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         201,
     )
     .await;
-    let c = json_of(src.consent("c1", wav(&joe, STATEMENT)).await, 201).await;
+    let c = json_of(src.consent("c1", wav(&joe, &statement())).await, 201).await;
     assert_eq!(c["status"], "Succeeded", "{c}");
     let wrong = wav(
         &joe,

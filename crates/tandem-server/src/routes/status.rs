@@ -12,15 +12,14 @@
 //! no keys, tokens, peer secret, backup target or resource names, only counts, states, times
 //! and error messages of the region's own workers.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tandem_store::AssetKind;
 use time::format_description::well_known::Rfc3339;
@@ -31,50 +30,9 @@ use crate::workers::{WorkerInfo, WorkerState};
 use crate::AppState;
 
 /// Events kept for the status page.
-const RECENT_EVENTS: usize = 50;
+pub(crate) const RECENT_EVENTS: usize = 50;
 /// The status JSON's format version.
 pub const STATUS_FORMAT_VERSION: u32 = 1;
-
-/// One failover-related event this region saw.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Event {
-    /// When (Unix seconds).
-    at: i64,
-    /// `speaker-catching-up`, `speaker-serving`, `pair-unreachable`, `pair-reachable-again`.
-    kind: &'static str,
-    /// The region it concerns.
-    region: String,
-    /// One line for people.
-    message: String,
-}
-
-/// The most recent events, oldest first.
-#[derive(Debug, Default)]
-pub(crate) struct EventLog(Mutex<VecDeque<Event>>);
-
-impl EventLog {
-    fn push(&self, kind: &'static str, region: String, message: String) {
-        let mut q = self.0.lock().expect("events lock");
-        if q.len() == RECENT_EVENTS {
-            q.pop_front();
-        }
-        q.push_back(Event {
-            at: OffsetDateTime::now_utc().unix_timestamp(),
-            kind,
-            region,
-            message,
-        });
-    }
-
-    fn list(&self) -> Vec<Event> {
-        self.0
-            .lock()
-            .expect("events lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-}
 
 /// The follower's view, read from [`crate::Replication::status_json`].
 struct Link {
@@ -523,7 +481,7 @@ mod tests {
 
     #[test]
     fn the_event_log_keeps_the_most_recent() {
-        let log = EventLog::default();
+        let log = tandem_core::EventLog::new(RECENT_EVENTS);
         for i in 0..(RECENT_EVENTS + 5) {
             log.push("pair-unreachable", "eastus".into(), format!("{i}"));
         }

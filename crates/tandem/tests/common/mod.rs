@@ -7,6 +7,7 @@ pub use tandem_testkit::{biology, shared_data, RegionOptions, RegionProcess, Res
 
 pub mod backup;
 pub mod custom_speech;
+pub mod custom_voice;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
