@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export TANDEM_MODEL_DIR ?= $(HOME)/.cache/tandem/models
 
-.PHONY: up test deps build models lint bench fmt clean
+.PHONY: up test drill deps build models lint bench fmt clean
 
 ## Install what is missing, build, pull the models, start westus + eastus, run the demo, keep serving.
 up: deps build models
@@ -13,6 +13,11 @@ up: deps build models
 ## TANDEM_S3=off skips the server (the S3 tests then skip).
 test: deps models-dev
 	./scripts/pg-server.sh run ./scripts/s3-server.sh run $(CARGO) test --workspace --all-targets
+
+## The short shipped drill (kill -9 of the primary under load, restart, failback): exits 1 on a
+## missed goal. The report lands in target/drill-kill-primary/.
+drill: deps models-dev
+	./target/debug/tandem drill drills/kill-primary.toml --out target/drill-kill-primary
 
 deps:
 	./scripts/install-deps.sh

@@ -4,11 +4,12 @@
 #   flite1-dev                 flite voices (BSD-style licence)
 #   libespeak-ng-dev espeak-ng espeak-ng voices (GPL-3.0+, behind the default `espeak` feature)
 #   pkg-config                 finding the above
+#   fonts-dejavu-core          DejaVu Sans, the text of `tandem drill`'s PNG chart (read at run time)
 # With --bench, also: wrk (the load generator of `tandem-bench gateway`) and restic (the anchor
 # of `tandem-bench backup`). With --browser, also: chromium (the headless browser of the status
 # page test, crates/tandem/tests/status_page.rs).
 set -euo pipefail
-pkgs=(cmake clang libclang-dev flite1-dev libespeak-ng-dev espeak-ng pkg-config)
+pkgs=(cmake clang libclang-dev flite1-dev libespeak-ng-dev espeak-ng pkg-config fonts-dejavu-core)
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(wrk restic) ;;

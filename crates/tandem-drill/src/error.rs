@@ -20,6 +20,13 @@ pub enum DrillError {
     /// Writing the report or the chart failed.
     #[error("report: {0}")]
     Report(String),
+    /// No usable font for the PNG chart's text (the message says what to install); the SVG
+    /// chart needs none, so a caller can make this a warning.
+    #[error("chart font: {0}")]
+    ChartFont(String),
+    /// A fault proxy could not be set up.
+    #[error("fault proxy: {0}")]
+    Proxy(#[from] tandem_faults::ProxyError),
     /// A local I/O failure (temporary directory, proxy socket).
     #[error("{what}: {source}")]
     Io {

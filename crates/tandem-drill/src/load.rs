@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tandem_client::{
     CallKind, ClientError, ForwardRequest, RecognizeOptions, SynthesisRequest, TandemClient,
 };
@@ -14,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::scenario::Load;
+use crate::seed::CUSTOM_VOICE;
 
 /// The kinds of call the drill makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,12 +29,64 @@ pub enum Kind {
     SpeakerVerify,
     /// A speaker enrollment added to that profile.
     SpeakerEnroll,
+    /// Speech-to-text on the custom speech endpoint (each region's own `cid`).
+    SttCustom,
+    /// Text-to-speech with the custom voice, through the voice fallback chain.
+    TtsCustom,
 }
 
 impl Kind {
+    /// Every kind, in the order of the load's weights.
+    pub const ALL: [Kind; 6] = [
+        Kind::Stt,
+        Kind::Tts,
+        Kind::SttCustom,
+        Kind::TtsCustom,
+        Kind::SpeakerVerify,
+        Kind::SpeakerEnroll,
+    ];
+
+    /// The kind's name in the scenario and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Stt => "stt",
+            Kind::Tts => "tts",
+            Kind::SttCustom => "stt_custom",
+            Kind::TtsCustom => "tts_custom",
+            Kind::SpeakerVerify => "speaker_verify",
+            Kind::SpeakerEnroll => "speaker_enroll",
+        }
+    }
+
+    /// The kind's weight in `load`.
+    pub fn weight(self, load: &Load) -> u32 {
+        match self {
+            Kind::Stt => load.stt,
+            Kind::Tts => load.tts,
+            Kind::SttCustom => load.stt_custom,
+            Kind::TtsCustom => load.tts_custom,
+            Kind::SpeakerVerify => load.speaker_verify,
+            Kind::SpeakerEnroll => load.speaker_enroll,
+        }
+    }
+
     /// Whether the call goes to a default (STT/TTS) endpoint.
     pub fn is_default_endpoint(self) -> bool {
         matches!(self, Kind::Stt | Kind::Tts)
+    }
+
+    /// Whether the call goes to a custom model or voice.
+    pub fn is_custom(self) -> bool {
+        matches!(self, Kind::SttCustom | Kind::TtsCustom)
+    }
+
+    /// Whether the drill can send this kind through the gateway. Custom speech and speaker
+    /// calls go through the SDK only: the gateway adds each region's `cid` to every
+    /// recognition (so one gateway serves either the default or the custom model), and a
+    /// speaker profile belongs to the primary's resource, whose key the gateway holds for the
+    /// primary only.
+    pub fn via_gateway(self) -> bool {
+        matches!(self, Kind::Stt | Kind::Tts | Kind::TtsCustom)
     }
 
     /// Whether the call goes to speaker recognition (the profile's home region, then its pair).
@@ -56,6 +110,13 @@ pub struct Sample {
     pub error: Option<String>,
     /// The error's message (the SDK's; it carries no keys or tokens).
     pub message: Option<String>,
+    /// Custom voice calls: the link of the voice chain that answered (`custom`,
+    /// `custom-secondary`, `public`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The call went through the gateway (not the SDK).
+    #[serde(default)]
+    pub gateway: bool,
 }
 
 impl Sample {
@@ -85,6 +146,35 @@ pub struct Workload {
     pub primary_key: String,
     /// Enrollments of the profile made at setup.
     pub setup_enrollments: u64,
+    /// Recordings of the custom speech dataset, for `cid` calls (cycled).
+    pub custom_clips: Vec<Bytes>,
+    /// The gateway the drill started, when some of the load goes through it.
+    pub gateway: Option<GatewayTarget>,
+}
+
+/// A `tandem gateway` in front of every region, called the way an Azure script calls a region.
+pub struct GatewayTarget {
+    /// Its base URL.
+    pub url: String,
+    /// Plain HTTP client.
+    pub http: reqwest::Client,
+    /// The process, stopped when the workload is dropped.
+    pub(crate) _process: crate::region::GatewayProcess,
+}
+
+/// Whether the `n`-th call that could go through the gateway does, for a `share` in [0, 1]:
+/// spread evenly (`share` 0.5 sends every other one).
+pub fn through_gateway(n: u64, share: f64) -> bool {
+    ((n + 1) as f64 * share).floor() > (n as f64 * share).floor()
+}
+
+/// The SDK's name of a voice chain link.
+pub fn link_name(link: &tandem_client::VoiceLink) -> &'static str {
+    match link {
+        tandem_client::VoiceLink::Custom { .. } => "custom",
+        tandem_client::VoiceLink::CustomSecondary { .. } => "custom-secondary",
+        tandem_client::VoiceLink::Public { .. } => "public",
+    }
 }
 
 /// The error's type, for the report: the SDK's variant, with the status when there is one.
@@ -99,17 +189,16 @@ pub fn error_type(e: &ClientError) -> String {
 
 /// The kind of the `n`-th call: weighted round robin, so the mix is exact and reproducible.
 pub fn kind_of(n: u64, load: &Load) -> Kind {
-    let total = u64::from(load.stt + load.tts + load.speaker_verify + load.speaker_enroll).max(1);
-    let slot = n % total;
-    if slot < u64::from(load.stt) {
-        Kind::Stt
-    } else if slot < u64::from(load.stt + load.tts) {
-        Kind::Tts
-    } else if slot < u64::from(load.stt + load.tts + load.speaker_verify) {
-        Kind::SpeakerVerify
-    } else {
-        Kind::SpeakerEnroll
+    let total: u64 = Kind::ALL.iter().map(|k| u64::from(k.weight(load))).sum();
+    let mut slot = n % total.max(1);
+    for k in Kind::ALL {
+        let w = u64::from(k.weight(load));
+        if slot < w {
+            return k;
+        }
+        slot -= w;
     }
+    Kind::Stt // all weights zero: refused by validation
 }
 
 pub(crate) fn ssml(voice: &str, text: &str) -> String {
@@ -132,22 +221,57 @@ pub(crate) fn speaker_request(
     }
 }
 
-async fn one_call(w: &Workload, kind: Kind) -> Result<String, (String, String)> {
+/// Who answered a call.
+struct Served {
+    region: String,
+    link: Option<String>,
+}
+
+type CallResult = Result<Served, (String, String)>;
+
+fn served(region: String) -> Served {
+    Served { region, link: None }
+}
+
+/// The `n`-th call: through the SDK, or through the gateway when `gateway` is set.
+async fn one_call(w: &Workload, kind: Kind, n: u64, gateway: bool) -> CallResult {
+    if gateway {
+        if let Some(g) = &w.gateway {
+            return gateway_call(w, g, kind).await;
+        }
+    }
     let r = match kind {
-        Kind::Stt => w
-            .client
-            .recognize(w.stt_wav.clone(), &RecognizeOptions::default())
-            .await
-            .map(|a| a.region),
-        Kind::Tts => w
-            .client
-            .synthesize(&SynthesisRequest {
-                ssml: ssml(&w.voice, "Four hours of steady work faced us."),
-                output_format: "riff-16khz-16bit-mono-pcm".into(),
-                prefer_custom_voice: false,
-            })
-            .await
-            .map(|a| a.region),
+        Kind::Stt | Kind::SttCustom => {
+            let custom = kind == Kind::SttCustom;
+            let wav = if custom {
+                w.custom_clips[(n as usize) % w.custom_clips.len().max(1)].clone()
+            } else {
+                w.stt_wav.clone()
+            };
+            let opts = RecognizeOptions {
+                use_custom_model: custom,
+                ..RecognizeOptions::default()
+            };
+            match w.client.recognize(wav, &opts).await {
+                Ok(a) => return recognized(&a.value, a.region),
+                Err(e) => Err(e),
+            }
+        }
+        Kind::Tts | Kind::TtsCustom => {
+            let custom = kind == Kind::TtsCustom;
+            let voice = if custom { CUSTOM_VOICE } else { &w.voice };
+            w.client
+                .synthesize(&SynthesisRequest {
+                    ssml: ssml(voice, TTS_TEXT),
+                    output_format: FORMAT.into(),
+                    prefer_custom_voice: custom,
+                })
+                .await
+                .map(|a| Served {
+                    region: a.region,
+                    link: custom.then(|| link_name(&a.value.link).to_owned()),
+                })
+        }
         Kind::SpeakerVerify | Kind::SpeakerEnroll => {
             let (Some(c), Some(p)) = (&w.speaker_client, &w.profile_id) else {
                 return Err(("config".into(), "no speaker profile".into()));
@@ -161,20 +285,97 @@ async fn one_call(w: &Workload, kind: Kind) -> Result<String, (String, String)> 
                 speaker_request(path, "audio/wav", w.enroll_wav.clone())
             };
             match c.forward(CallKind::Speaker, req).await {
-                Ok(a) if a.value.status.is_success() => Ok(a.region),
-                Ok(a) => {
-                    let status = a.value.status.as_u16();
-                    let body = String::from_utf8_lossy(&a.value.body)
-                        .chars()
-                        .take(300)
-                        .collect();
-                    return Err((format!("caller_{status}"), body));
-                }
+                Ok(a) if a.value.status.is_success() => Ok(served(a.region)),
+                Ok(a) => return Err(refused(a.value.status.as_u16(), &a.value.body)),
                 Err(e) => Err(e),
             }
         }
     };
     r.map_err(|e| (error_type(&e), e.to_string()))
+}
+
+const TTS_TEXT: &str = "Four hours of steady work faced us.";
+const FORMAT: &str = "riff-16khz-16bit-mono-pcm";
+
+/// A 2xx recognition is a success only if it recognized something: a `cid` the region does
+/// not know, or audio it could not hear, is a failure the caller sees.
+fn recognized(body: &Value, region: String) -> CallResult {
+    match body["RecognitionStatus"].as_str() {
+        Some("Success") => Ok(served(region)),
+        other => Err((
+            format!("recognition_{}", other.unwrap_or("unknown")),
+            format!("{region} answered {body}"),
+        )),
+    }
+}
+
+/// A non-2xx answer: its type and the start of its body.
+fn refused(status: u16, body: &[u8]) -> (String, String) {
+    let body = String::from_utf8_lossy(body).chars().take(300).collect();
+    (format!("caller_{status}"), body)
+}
+
+/// The call as an Azure script makes it, to the gateway's host: the gateway's answer headers
+/// say which region (and, for TTS, which link) served it.
+async fn gateway_call(w: &Workload, g: &GatewayTarget, kind: Kind) -> CallResult {
+    let req = match kind {
+        Kind::Stt => g
+            .http
+            .post(format!(
+                "{}/speech/recognition/conversation/cognitiveservices/v1?language=en-US",
+                g.url
+            ))
+            .header(
+                "content-type",
+                "audio/wav; codecs=audio/pcm; samplerate=16000",
+            )
+            .body(w.stt_wav.clone()),
+        Kind::Tts | Kind::TtsCustom => {
+            // A custom voice is addressed with `deploymentId`; the gateway replaces it with
+            // each region's own deployment and falls back to the public voice.
+            let (voice, query) = if kind == Kind::TtsCustom {
+                (CUSTOM_VOICE, "?deploymentId=drill")
+            } else {
+                (w.voice.as_str(), "")
+            };
+            g.http
+                .post(format!("{}/cognitiveservices/v1{query}", g.url))
+                .header("content-type", "application/ssml+xml")
+                .header("x-microsoft-outputformat", FORMAT)
+                .body(ssml(voice, TTS_TEXT))
+        }
+        other => {
+            return Err((
+                "config".into(),
+                format!("{} calls do not go through the gateway", other.name()),
+            ))
+        }
+    };
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return Err(("gateway_unreachable".into(), e.to_string())),
+    };
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let region = header("x-tandem-region").unwrap_or_default();
+    let link = header("x-tandem-voice-link");
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(refused(status, &body));
+    }
+    match kind {
+        Kind::Stt => recognized(
+            &serde_json::from_slice(&body).unwrap_or(Value::Null),
+            region,
+        ),
+        Kind::TtsCustom => Ok(Served { region, link }),
+        _ => Ok(served(region)),
+    }
 }
 
 /// Runs the load for `duration` from `t0`; returns every call (those still in flight at the end
@@ -190,7 +391,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / load.rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tasks = tokio::task::JoinSet::new();
-    let (mut n, mut skipped) = (0u64, 0u64);
+    let (mut n, mut skipped, mut gw_n) = (0u64, 0u64, 0u64);
     loop {
         let now = tick.tick().await;
         if now.duration_since(t0) >= duration {
@@ -201,18 +402,29 @@ pub async fn run(
             continue;
         };
         let kind = kind_of(n, load);
+        let gateway = kind.via_gateway() && {
+            gw_n += 1;
+            through_gateway(gw_n - 1, load.gateway_share)
+        };
+        let call = n;
         n += 1;
         let (w, samples) = (w.clone(), samples.clone());
         tasks.spawn(async move {
             let started = Instant::now();
-            let r = one_call(&w, kind).await;
+            let r = one_call(&w, kind, call, gateway).await;
+            let (region, link, error, message) = match r {
+                Ok(s) => (Some(s.region), s.link, None, None),
+                Err((e, m)) => (None, None, Some(e), Some(m)),
+            };
             let s = Sample {
                 start: started.duration_since(t0).as_secs_f64(),
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 kind,
-                region: r.as_ref().ok().cloned(),
-                error: r.as_ref().err().map(|e| e.0.clone()),
-                message: r.err().map(|e| e.1),
+                region,
+                error,
+                message,
+                link,
+                gateway,
             };
             samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);
             drop(permit);

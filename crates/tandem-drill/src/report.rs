@@ -101,12 +101,67 @@ pub struct Speaker {
     /// Enrollments made by the load found in each live region of the pair at the end (`None`:
     /// the profile could not be read there). Empty without a read-back.
     pub enrollments_found: BTreeMap<String, Option<u64>>,
-    /// Whether the regions read back had converged (equal replication digests) first.
+    /// Whether the regions read back had converged (equal replication digests) first
+    /// (`None`: no read-back, or the digests could not be read).
     pub enrollments_converged: Option<bool>,
     /// Acknowledged enrollments missing from the region that has the fewest (`None`: no region
     /// could be read back). Failed calls the region kept anyway can hide a loss of the same
     /// number, so `enrollments_unacknowledged` bounds that blind spot.
     pub enrollments_lost: Option<u64>,
+}
+
+/// Custom speech (`cid` calls): the primary's model and its copy in the pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomSpeech {
+    /// The region the model was trained in.
+    pub home: String,
+    /// The region holding the copy.
+    pub secondary: Option<String>,
+    /// The calls.
+    pub calls: Stats,
+    /// Successful calls by the region that answered.
+    pub served_by: BTreeMap<String, u64>,
+    /// Time to serve from the secondary: from the latest disruptive fault on the home region
+    /// before the secondary's first answer to the end of that call.
+    pub failover_secs: Option<f64>,
+    /// From the home region being ready again (its last restart) to the end of the first call
+    /// it answered after that.
+    pub failback_secs: Option<f64>,
+}
+
+/// Custom voice calls: which link of the voice chain answered, and when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomVoice {
+    /// The region whose deployment is the chain's first link.
+    pub home: String,
+    /// The calls.
+    pub calls: Stats,
+    /// Successful calls by link and region (`custom westus`, `custom-secondary eastus`, …).
+    pub by_link: BTreeMap<String, u64>,
+    /// The links in the order they answered: each run of consecutive calls (by start time)
+    /// answered by the same link and region.
+    pub spans: Vec<LinkSpan>,
+    /// From the latest disruptive fault on the home region before the first answer by another
+    /// link to the end of that call.
+    pub failover_secs: Option<f64>,
+    /// From the home region being ready again to the end of the first call its custom voice
+    /// answered after that.
+    pub failback_secs: Option<f64>,
+}
+
+/// A run of custom voice calls answered by one link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkSpan {
+    /// `custom`, `custom-secondary` or `public`.
+    pub link: String,
+    /// The region.
+    pub region: String,
+    /// Start of its first call, seconds from the start of the load.
+    pub from_secs: f64,
+    /// Start of its last call.
+    pub to_secs: f64,
+    /// Calls answered.
+    pub calls: u64,
 }
 
 /// What the drill read back from the pair at the end of the run.
@@ -117,7 +172,8 @@ pub struct Readback {
     /// The profile's `enrollmentsCount` in each live region (`None`: not readable).
     pub count: BTreeMap<String, Option<u64>>,
     /// Whether the regions' replication digests matched before the read.
-    pub converged: bool,
+    /// (`None`: not known, an existing region of the pair has no admin token for its digest.)
+    pub converged: Option<bool>,
 }
 
 /// One goal, checked.
@@ -160,6 +216,15 @@ pub struct Report {
     pub failover: Failover,
     /// Speaker recognition, when the load had speaker calls.
     pub speaker: Option<Speaker>,
+    /// Custom speech, when the load had `cid` calls.
+    #[serde(default)]
+    pub custom_speech: Option<CustomSpeech>,
+    /// Custom voice, when the load had custom voice calls.
+    #[serde(default)]
+    pub custom_voice: Option<CustomVoice>,
+    /// Calls by the way they went: `sdk` and `gateway` (when part of the load used it).
+    #[serde(default)]
+    pub by_path: BTreeMap<String, Stats>,
     /// Every goal of the scenario, checked.
     pub goals: Vec<GoalCheck>,
     /// Whether every goal held.
@@ -245,12 +310,61 @@ pub fn build(
         .any(|s| s.kind.is_speaker())
         .then(|| speaker(samples, faults, &primary, home_pair.as_deref(), readback));
 
-    let goals = check(
+    let pair = home_pair.as_deref();
+    let custom_speech = samples
+        .iter()
+        .any(|s| s.kind == Kind::SttCustom)
+        .then(|| custom_speech(samples, faults, &primary, pair));
+    let custom_voice = samples
+        .iter()
+        .any(|s| s.kind == Kind::TtsCustom)
+        .then(|| custom_voice(samples, faults, &primary));
+    let mut by_path = BTreeMap::new();
+    if samples.iter().any(|s| s.gateway) {
+        for (path, gateway) in [("sdk", false), ("gateway", true)] {
+            by_path.insert(
+                path.to_owned(),
+                stats(samples.iter().filter(|s| s.gateway == gateway)),
+            );
+        }
+    }
+
+    let mut goals = check(
         &scenario.goals,
         &totals,
         &failover,
         speaker.as_ref(),
         faults,
+    );
+    let g = &scenario.goals;
+    let mut at_most = |name: &str, goal: Option<f64>, measured: Option<f64>| {
+        if let Some(goal) = goal {
+            goals.push(GoalCheck {
+                name: name.into(),
+                goal,
+                measured,
+                passed: measured.is_some_and(|m| m <= goal),
+            });
+        }
+    };
+    at_most(
+        "max_custom_speech_failover_secs",
+        g.max_custom_speech_failover_secs,
+        custom_speech.as_ref().and_then(|c| c.failover_secs),
+    );
+    at_most(
+        "max_custom_voice_failover_secs",
+        g.max_custom_voice_failover_secs,
+        custom_voice.as_ref().and_then(|c| c.failover_secs),
+    );
+    let failed_custom = samples
+        .iter()
+        .filter(|s| s.kind.is_custom() && s.error.is_some())
+        .count();
+    at_most(
+        "max_failed_custom_calls",
+        g.max_failed_custom_calls.map(|x| x as f64),
+        Some(failed_custom as f64),
     );
     let passed = goals.iter().all(|g| g.passed);
     Report {
@@ -266,9 +380,133 @@ pub fn build(
         faults: faults.to_vec(),
         failover,
         speaker,
+        custom_speech,
+        custom_voice,
+        by_path,
         goals,
         passed,
         timeline,
+    }
+}
+
+/// Seconds from the outage to the end of the first call `answered_by` accepts: the outage is
+/// the latest of `outages` (disruptive faults on the home region) before that answer, so a
+/// delay before a blackhole does not count as the start.
+fn time_to_answer(
+    calls: &[&Sample],
+    outages: &[f64],
+    answered_by: impl Fn(&Sample) -> bool,
+) -> Option<f64> {
+    let &first = outages.first()?;
+    let answer = calls
+        .iter()
+        .filter(|s| s.end() >= first && s.error.is_none() && answered_by(s))
+        .map(|s| s.end())
+        .min_by(f64::total_cmp)?;
+    let from = outages
+        .iter()
+        .copied()
+        .filter(|&a| a <= answer)
+        .fold(first, f64::max);
+    Some(answer - from)
+}
+
+/// The disruptive faults on `home`, in time order.
+fn outages(faults: &[FaultRecord], home: &str) -> Vec<f64> {
+    faults
+        .iter()
+        .filter(|f| f.disruptive && f.region == home)
+        .map(|f| f.at_secs)
+        .collect()
+}
+
+/// From `home` being ready again (its last successful restart) to the end of the first call
+/// started after that which `answered_by` accepts.
+fn time_to_failback(
+    calls: &[&Sample],
+    faults: &[FaultRecord],
+    home: &str,
+    answered_by: impl Fn(&Sample) -> bool,
+) -> Option<f64> {
+    let ready = faults
+        .iter()
+        .filter(|f| f.region == home && f.action == "restart" && f.error.is_none())
+        .map(|f| f.done_secs)
+        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))?;
+    calls
+        .iter()
+        .filter(|s| s.start >= ready && s.error.is_none() && answered_by(s))
+        .map(|s| s.end() - ready)
+        .min_by(f64::total_cmp)
+}
+
+fn custom_speech(
+    samples: &[Sample],
+    faults: &[FaultRecord],
+    home: &str,
+    pair: Option<&str>,
+) -> CustomSpeech {
+    let calls: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.kind == Kind::SttCustom)
+        .collect();
+    let mut served_by = BTreeMap::new();
+    for s in &calls {
+        if let (None, Some(r)) = (&s.error, &s.region) {
+            *served_by.entry(r.clone()).or_insert(0) += 1;
+        }
+    }
+    let out = outages(faults, home);
+    CustomSpeech {
+        home: home.to_owned(),
+        secondary: pair.map(str::to_owned),
+        calls: stats(calls.iter().copied()),
+        served_by,
+        failover_secs: time_to_answer(&calls, &out, |s| {
+            pair.is_some() && s.region.as_deref() == pair
+        }),
+        failback_secs: time_to_failback(&calls, faults, home, |s| {
+            s.region.as_deref() == Some(home)
+        }),
+    }
+}
+
+fn custom_voice(samples: &[Sample], faults: &[FaultRecord], home: &str) -> CustomVoice {
+    let calls: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.kind == Kind::TtsCustom)
+        .collect();
+    let mut by_link = BTreeMap::new();
+    let mut spans: Vec<LinkSpan> = Vec::new();
+    for s in &calls {
+        let (None, Some(link), Some(region)) = (&s.error, &s.link, &s.region) else {
+            continue;
+        };
+        *by_link.entry(format!("{link} {region}")).or_insert(0) += 1;
+        match spans.last_mut() {
+            Some(l) if &l.link == link && &l.region == region => {
+                l.to_secs = s.start;
+                l.calls += 1;
+            }
+            _ => spans.push(LinkSpan {
+                link: link.clone(),
+                region: region.clone(),
+                from_secs: s.start,
+                to_secs: s.start,
+                calls: 1,
+            }),
+        }
+    }
+    let primary_link =
+        |s: &Sample| s.link.as_deref() == Some("custom") && s.region.as_deref() == Some(home);
+    let out = outages(faults, home);
+    CustomVoice {
+        home: home.to_owned(),
+        calls: stats(calls.iter().copied()),
+        by_link,
+        spans,
+        failover_secs: time_to_answer(&calls, &out, |s| s.link.is_some() && !primary_link(s)),
+        failback_secs: time_to_failback(&calls, faults, home, primary_link),
     }
 }
 
@@ -351,37 +589,10 @@ fn speaker(
         None => (BTreeMap::new(), None),
     };
     let failed_calls = sp.iter().filter(|s| s.error.is_some()).count() as u64;
-    // The first call the pair answered, timed from the latest fault on the home region that
-    // came before its answer (a delay before a blackhole does not count as the outage's start).
-    let outages: Vec<f64> = faults
-        .iter()
-        .filter(|f| f.disruptive && f.region == home)
-        .map(|f| f.at_secs)
-        .collect();
-    let failover_secs = outages.first().and_then(|&first| {
-        let answer = sp
-            .iter()
-            .filter(|s| s.end() >= first && s.region.is_some() && s.region.as_deref() == pair)
-            .map(|s| s.end())
-            .min_by(f64::total_cmp)?;
-        let from = outages
-            .iter()
-            .copied()
-            .filter(|&a| a <= answer)
-            .fold(first, f64::max);
-        Some(answer - from)
+    let failover_secs = time_to_answer(&sp, &outages(faults, home), |s| {
+        pair.is_some() && s.region.as_deref() == pair
     });
-    let ready = faults
-        .iter()
-        .filter(|f| f.region == home && f.action == "restart" && f.error.is_none())
-        .map(|f| f.done_secs)
-        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
-    let failback_secs = ready.and_then(|r| {
-        sp.iter()
-            .filter(|s| s.start >= r && s.region.as_deref() == Some(home))
-            .map(|s| s.end() - r)
-            .min_by(f64::total_cmp)
-    });
+    let failback_secs = time_to_failback(&sp, faults, home, |s| s.region.as_deref() == Some(home));
     Speaker {
         home: home.to_owned(),
         failed_calls,
@@ -390,7 +601,7 @@ fn speaker(
         enrollments_acknowledged,
         enrollments_unacknowledged,
         enrollments_found,
-        enrollments_converged: readback.map(|r| r.converged),
+        enrollments_converged: readback.and_then(|r| r.converged),
         enrollments_lost,
     }
 }
@@ -545,10 +756,61 @@ impl Report {
                     },
                     match s.enrollments_converged {
                         Some(false) => " (the pair had not converged)",
-                        _ => "",
+                        None => " (not read back: no admin token to check convergence)",
+                        Some(true) => "",
                     },
                     s.enrollments_lost
                         .map_or("not measured".into(), |n| n.to_string()),
+                ));
+            }
+        }
+        if let Some(c) = &self.custom_speech {
+            let served: Vec<String> = c
+                .served_by
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            m.push_str(&format!(
+                "\n## Custom speech (model trained in {}, copied to {})\n\n- calls: {}, failed: {}\n\
+                 - answered by: {}\n- time to serve from the secondary: {} after the fault\n\
+                 - back on the home region: {} after it was ready again\n",
+                c.home,
+                c.secondary.as_deref().unwrap_or("–"),
+                c.calls.calls,
+                c.calls.failed,
+                if served.is_empty() { "–".into() } else { served.join(", ") },
+                secs(c.failover_secs),
+                secs(c.failback_secs),
+            ));
+        }
+        if let Some(c) = &self.custom_voice {
+            m.push_str(&format!(
+                "\n## Custom voice (first link: {})\n\n- calls: {}, failed: {}\n\
+                 - another link answered {} after the fault; the home region's voice again {} after it was ready\n\n\
+                 | link | region | from | to | calls |\n|---|---|---|---|---|\n",
+                c.home,
+                c.calls.calls,
+                c.calls.failed,
+                secs(c.failover_secs),
+                secs(c.failback_secs),
+            ));
+            for l in &c.spans {
+                m.push_str(&format!(
+                    "| {} | {} | {:.1} s | {:.1} s | {} |\n",
+                    l.link, l.region, l.from_secs, l.to_secs, l.calls
+                ));
+            }
+        }
+        if !self.by_path.is_empty() {
+            m.push_str("\n## SDK and gateway\n\n| path | calls | ok | failed | p50 | p99 |\n|---|---|---|---|---|---|\n");
+            for (p, s) in &self.by_path {
+                m.push_str(&format!(
+                    "| {p} | {} | {} | {} | {} | {} |\n",
+                    s.calls,
+                    s.ok,
+                    s.failed,
+                    ms(s.p50_ms),
+                    ms(s.p99_ms)
                 ));
             }
         }
@@ -556,10 +818,7 @@ impl Report {
         for (k, s) in &self.by_kind {
             m.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} |\n",
-                serde_json::to_value(k)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                k.name(),
                 s.calls,
                 s.ok,
                 s.failed,

@@ -16,11 +16,12 @@ use tandem_client::{CallKind, ClientConfig, RegionEntry, SynthesisRequest, Tande
 use tokio::time::Instant;
 
 use crate::error::{DrillError, Result};
-use crate::load::{self, speaker_request, ssml, Workload};
-use crate::proxy::{Proxy, ProxyFault};
-use crate::region::{random_hex, write_private, Layout, Region};
+use crate::load::{self, speaker_request, ssml, GatewayTarget, Workload};
+use crate::region::{random_hex, write_private, GatewayProcess, Layout, Region};
 use crate::report::{self, FaultRecord, Readback, Report};
 use crate::scenario::{Action, FaultSpec, Scenario};
+use crate::seed;
+use tandem_faults::{Proxy, ProxyFault};
 
 /// Two long texts: about 24 s of speech, enough for a profile to be `Enrolled`.
 const ENROL: [&str; 2] = [
@@ -51,6 +52,8 @@ pub struct Options {
     /// Keep the temporary directory (region configs, data and logs) for a post-mortem,
     /// instead of removing it. The processes are stopped either way.
     pub keep_temp: bool,
+    /// The scenario file's directory: `[seed]` paths are relative to it.
+    pub base_dir: PathBuf,
 }
 
 /// What a drill wrote.
@@ -64,6 +67,9 @@ pub struct Outcome {
     pub markdown: PathBuf,
     /// `chart.svg`.
     pub chart: PathBuf,
+    /// `chart.png` (`None` when no font was found for its text; the warning said which
+    /// package to install).
+    pub png: Option<PathBuf>,
 }
 
 /// Runs `scenario` and writes its report into `opts.out`. A missed goal is `Ok` with
@@ -80,18 +86,20 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
         bin: &opts.bin,
         root: tmp.path(),
         peer_secret: &peer_secret,
+        base_dir: &opts.base_dir,
     };
 
     let mut proxies = Vec::new();
     for _ in &scenario.regions {
         proxies.push(Proxy::start().await?);
     }
-    // One link proxy per ordered pair of regions (from, to), in front of `to`'s proxy: the
-    // address `from` has for `to`, so a partition cuts exactly their replication link.
+    // One link proxy per ordered pair of regions the drill starts (from, to), in front of
+    // `to`'s proxy: the address `from` has for `to`, so a partition cuts exactly their
+    // replication link. Existing endpoints have their own peers, out of the drill's reach.
     let mut links: BTreeMap<(String, String), Proxy> = BTreeMap::new();
     for (from, _) in scenario.regions.iter().zip(&proxies) {
         for (to, to_proxy) in scenario.regions.iter().zip(&proxies) {
-            if from.name != to.name {
+            if from.name != to.name && !from.is_existing() && !to.is_existing() {
                 let link = Proxy::start().await?;
                 link.set_target(&to_proxy.url())?;
                 links.insert((from.name.clone(), to.name.clone()), link);
@@ -106,7 +114,13 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
             .map(|((_, to), link)| (to.clone(), link.url()))
             .collect();
         let layout = &layout;
-        async move { Region::start(spec, proxy, &peers, layout).await }
+        async move {
+            if spec.is_existing() {
+                Region::existing(spec, proxy, layout).await
+            } else {
+                Region::start(spec, proxy, &peers, layout).await
+            }
+        }
     });
     let mut regions = Vec::new();
     for r in futures::future::join_all(starting).await {
@@ -118,7 +132,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
         }
     }
 
-    let work = Arc::new(seed(scenario, &regions).await?);
+    let work = Arc::new(seed(scenario, opts, &regions, tmp.path()).await?);
     tracing::info!(secs = scenario.duration_secs, "load and faults start");
     let t0 = Instant::now();
     let duration = Duration::from_secs(scenario.duration_secs);
@@ -137,6 +151,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
     } else {
         None
     };
+    // Stops the gateway.
     drop(work);
     let report = report::build(
         scenario,
@@ -188,24 +203,107 @@ async fn tts(c: &TandemClient, voice: &str, text: &str) -> Result<Bytes> {
     .map_err(|e| DrillError::Setup(format!("synthesizing the drill's audio: {e}")))
 }
 
-/// Resources in every region, the audio, and (for speaker load) a profile enrolled in the
-/// primary and replicated to its pair.
-async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
+/// Resources in every region, the audio, the custom model and voice the load uses (in the
+/// primary and its pair), a gateway when part of the load goes through one, and (for speaker
+/// load) a profile enrolled in the primary and replicated to its pair.
+async fn seed(
+    scenario: &Scenario,
+    opts: &Options,
+    regions: &[Region],
+    root: &Path,
+) -> Result<Workload> {
     let mut entries = Vec::new();
     for r in regions {
-        entries.push(entry(r, &r.create_resource("drill")?));
+        entries.push(entry(r, &r.resource_key("drill")?));
     }
-    let voice = scenario.load.voice.clone();
+    let load = &scenario.load;
+    let http = reqwest::Client::new();
+    // The pair of the primary holds the copies.
+    let pair_idx = scenario.regions[0]
+        .pair
+        .as_ref()
+        .and_then(|p| regions.iter().position(|r| &r.name == p));
+    let target = |i: usize| seed::Target {
+        region: &regions[i].name,
+        url: &regions[i].direct_url,
+        key: entries[i].key.as_deref().unwrap_or_default(),
+    };
+    let mut custom_clips = Vec::new();
+    let mut cids = None;
+    if load.stt_custom > 0 {
+        let pair = pair_idx.ok_or_else(|| DrillError::Setup("no pair for custom speech".into()))?;
+        let dir = match &scenario.seed.custom_speech_data {
+            Some(d) => opts.base_dir.join(d),
+            None => std::env::var_os("TANDEM_SHARED_DATA")
+                .map(|d| PathBuf::from(d).join("custom-speech-biology"))
+                .ok_or_else(|| {
+                    DrillError::Setup(
+                        "stt_custom needs the custom speech dataset: set [seed] \
+                         custom_speech_data or TANDEM_SHARED_DATA"
+                            .into(),
+                    )
+                })?,
+        };
+        let data = seed::SpeechData::read(&dir)?;
+        cids = Some(seed::custom_speech(&http, &target(0), &target(pair), &data).await?);
+        custom_clips = data.clips;
+    }
+    let mut deployments = None;
+    if load.tts_custom > 0 {
+        let pair = pair_idx.ok_or_else(|| DrillError::Setup("no pair for custom voice".into()))?;
+        let dir = scenario
+            .seed
+            .model_dir
+            .as_ref()
+            .map(|d| opts.base_dir.join(d))
+            .unwrap_or_else(default_model_dir);
+        let data = tokio::task::spawn_blocking(move || seed::VoiceData::make(&dir))
+            .await
+            .map_err(|e| DrillError::Setup(format!("making the voice's recordings: {e}")))??;
+        deployments = Some(seed::custom_voice(&http, &target(0), &target(pair), &data).await?);
+    }
+    if let Some(pair) = pair_idx {
+        if let Some((home, secondary)) = cids {
+            entries[0].cid = Some(home);
+            entries[pair].cid = Some(secondary);
+        }
+        if let Some((home, secondary)) = deployments {
+            entries[0].voice_deployment_id = Some(home);
+            entries[pair].voice_deployment_id = Some(secondary);
+        }
+    }
+    let voice = load.voice.clone();
     let primary_key = entries[0].key.clone().unwrap_or_default();
-    let speaker_client = if scenario.load.speaker_verify + scenario.load.speaker_enroll > 0 {
+    let speaker_client = if load.speaker_verify + load.speaker_enroll > 0 {
         Some(client(scenario, vec![entries[0].clone()])?)
+    } else {
+        None
+    };
+    let gateway = if load.gateway_share > 0.0 {
+        // The gateway serves default recognitions: no `cid` in its regions file.
+        let regions = entries
+            .iter()
+            .map(|e| RegionEntry {
+                cid: None,
+                ..e.clone()
+            })
+            .collect();
+        let config = ClientConfig {
+            regions,
+            policy: scenario.policy.clone(),
+            gateway_key: None,
+            gateway_key_file: None,
+        };
+        let process = GatewayProcess::start(&opts.bin, root, &config).await?;
+        tracing::info!(url = %process.url, "gateway started");
+        Some(process)
     } else {
         None
     };
     let client = client(scenario, entries)?;
     let stt_wav = tts(&client, &voice, STT_TEXT).await?;
     let probe_wav = tts(&client, &voice, PROBE).await?;
-    let enroll_wav = if scenario.load.speaker_enroll > 0 {
+    let enroll_wav = if load.speaker_enroll > 0 {
         tts(&client, &voice, ENROL_MORE).await?
     } else {
         Bytes::new()
@@ -228,8 +326,15 @@ async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
             let path = format!("{SPEAKER_BASE}/{id}/enrollments?api-version=2021-09-05");
             speaker_call(sc, path, "audio/wav", wav).await?;
         }
-        let all: Vec<&Region> = regions.iter().collect();
-        if !replicated(&all).await {
+        // The primary and its pair: by their replication digests, or (an existing region
+        // without admin token) by the profile's enrollments, readable in both.
+        let home_pair = [Some(0), pair_idx].map(|i| i.map(|i| &regions[i]));
+        let home_pair: Vec<&Region> = home_pair.into_iter().flatten().collect();
+        let same = match replicated(&home_pair).await {
+            Some(same) => same,
+            None => profile_everywhere(&home_pair, &id, &primary_key, ENROL.len() as u64).await,
+        };
+        if !same {
             return Err(DrillError::Setup(
                 "the speaker profile did not replicate to the pair within 60 s".into(),
             ));
@@ -246,7 +351,26 @@ async fn seed(scenario: &Scenario, regions: &[Region]) -> Result<Workload> {
         voice,
         primary_key,
         setup_enrollments: ENROL.len() as u64,
+        custom_clips,
+        gateway: gateway.map(|process| GatewayTarget {
+            url: process.url.clone(),
+            http: reqwest::Client::new(),
+            _process: process,
+        }),
     })
+}
+
+/// `$TANDEM_MODEL_DIR`, else `$XDG_CACHE_HOME/tandem/models`, else `~/.cache/tandem/models`
+/// (where `tandem models pull` puts them).
+fn default_model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TANDEM_MODEL_DIR") {
+        return d.into();
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("tandem/models");
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+        .join(".cache/tandem/models")
 }
 
 async fn speaker_call(
@@ -268,13 +392,19 @@ async fn speaker_call(
     Ok(serde_json::from_slice(&a.value.body).unwrap_or(Value::Null))
 }
 
-/// Waits until `regions` hold the same speaker data (admin digest); false after 60 s.
-async fn replicated(regions: &[&Region]) -> bool {
+/// Waits until `regions` hold the same speaker data (admin digest); false after 60 s. `None`
+/// when one of them is an existing endpoint given without `admin_token_file`: its digest
+/// cannot be read, so whether they converged is not known.
+async fn replicated(regions: &[&Region]) -> Option<bool> {
+    let tokens: Vec<&str> = regions
+        .iter()
+        .map(|r| r.admin_token.as_deref())
+        .collect::<Option<_>>()?;
     let http = reqwest::Client::new();
-    let digest = |r: &Region| {
+    let digest = |r: &Region, token: &str| {
         let req = http
             .get(format!("{}/admin/v1/replication", r.direct_url))
-            .bearer_auth(&r.admin_token)
+            .bearer_auth(token)
             .timeout(Duration::from_secs(5));
         async move {
             let v: Value = req.send().await.ok()?.json().await.ok()?;
@@ -284,10 +414,47 @@ async fn replicated(regions: &[&Region]) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut seen = Vec::new();
-        for r in regions {
-            seen.push(digest(r).await);
+        for (r, token) in regions.iter().zip(&tokens) {
+            seen.push(digest(r, token).await);
         }
         if seen.iter().all(|d| d.is_some() && *d == seen[0]) {
+            return Some(true);
+        }
+        if Instant::now() > deadline {
+            return Some(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The profile's `enrollmentsCount` in `r` (directly, not through the proxy).
+async fn enrollments(http: &reqwest::Client, r: &Region, id: &str, key: &str) -> Option<u64> {
+    let resp = http
+        .get(format!(
+            "{}{SPEAKER_BASE}/{id}?api-version=2021-09-05",
+            r.direct_url
+        ))
+        .header("ocp-apim-subscription-key", key)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?;
+    resp.json::<Value>().await.ok()?["enrollmentsCount"].as_u64()
+}
+
+/// Setup without admin digests: waits until every region shows the profile with `n`
+/// enrollments; false after 60 s.
+async fn profile_everywhere(regions: &[&Region], id: &str, key: &str, n: u64) -> bool {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut all = true;
+        for r in regions {
+            all &= enrollments(&http, r, id, key).await == Some(n);
+        }
+        if all {
             return true;
         }
         if Instant::now() > deadline {
@@ -298,7 +465,10 @@ async fn replicated(regions: &[&Region]) -> bool {
 }
 
 /// After the run: waits for the live regions of the profile's pair to converge, then reads the
-/// profile's enrollment count from each (directly, not through the proxies).
+/// profile's enrollment count from each (directly, not through the proxies). An existing
+/// region counts as live. When convergence cannot be checked (an existing region without
+/// `admin_token_file`), nothing is read: the counts are unknown, so the loss is not measured
+/// (a count read before convergence could report an enrollment still in flight as lost).
 async fn read_back(scenario: &Scenario, regions: &mut [Region], w: &Workload) -> Readback {
     let home = &scenario.regions[0];
     let pair_names = [Some(&home.name), home.pair.as_ref()];
@@ -308,26 +478,23 @@ async fn read_back(scenario: &Scenario, regions: &mut [Region], w: &Workload) ->
             live.push(&*r);
         }
     }
-    let converged = !live.is_empty() && replicated(&live).await;
+    let converged = if live.is_empty() {
+        Some(false)
+    } else {
+        replicated(&live).await
+    };
+    if converged.is_none() {
+        tracing::warn!(
+            "an existing region of the pair has no admin_token_file: convergence is not \
+             checked and enrollments are not read back (not measured)"
+        );
+    }
     let mut count = BTreeMap::new();
     let http = reqwest::Client::new();
     for r in &live {
-        let n = match &w.profile_id {
-            Some(id) => {
-                let req = http
-                    .get(format!(
-                        "{}{SPEAKER_BASE}/{id}?api-version=2021-09-05",
-                        r.direct_url
-                    ))
-                    .header("ocp-apim-subscription-key", &w.primary_key)
-                    .timeout(Duration::from_secs(10));
-                async {
-                    let resp = req.send().await.ok()?.error_for_status().ok()?;
-                    resp.json::<Value>().await.ok()?["enrollmentsCount"].as_u64()
-                }
-                .await
-            }
-            None => None,
+        let n = match (&w.profile_id, converged) {
+            (Some(id), Some(_)) => enrollments(&http, r, id, &w.primary_key).await,
+            _ => None,
         };
         count.insert(r.name.clone(), n);
     }
@@ -444,6 +611,16 @@ fn write(report: &Report, out: &Path) -> Result<Outcome> {
     let markdown = out.join("report.md");
     let chart = out.join("chart.svg");
     crate::chart::write_svg(report, &chart)?;
+    let png = out.join("chart.png");
+    let png = match crate::chart::write_png(report, &png) {
+        Ok(()) => Some(png),
+        Err(DrillError::ChartFont(why)) => {
+            tracing::warn!(%why, "no PNG chart");
+            eprintln!("tandem drill: no chart.png: {why}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let text =
         serde_json::to_string_pretty(report).map_err(|e| DrillError::Report(e.to_string()))?;
     std::fs::write(&json, text).map_err(DrillError::io(format!("writing {}", json.display())))?;
@@ -454,5 +631,6 @@ fn write(report: &Report, out: &Path) -> Result<Outcome> {
         json,
         markdown,
         chart,
+        png,
     })
 }

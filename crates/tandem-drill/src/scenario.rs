@@ -2,6 +2,7 @@
 //! fields refused, every default in a function.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tandem_client::Policy;
@@ -31,24 +32,157 @@ pub struct Scenario {
     /// The SDK's policy (same fields as a regions file's `[policy]`).
     #[serde(default)]
     pub policy: Policy,
+    /// Where the seeded assets come from.
+    #[serde(default)]
+    pub seed: Seed,
 }
 
-/// One region the drill starts: `tandem serve` on loopback, embedded storage (SQLite and local
-/// files in the drill's temporary directory), behind a fault proxy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Inputs of the customer assets the drill seeds before the load (only those the load uses).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// The custom speech dataset (`language-data.txt` and `audio/*.wav`, like
+    /// `shared/data/custom-speech-biology`), relative to the scenario file. Default:
+    /// `$TANDEM_SHARED_DATA/custom-speech-biology`.
+    #[serde(default)]
+    pub custom_speech_data: Option<PathBuf>,
+    /// Where `tandem models pull` put the Piper voice the custom voice is made of. Default:
+    /// `$TANDEM_MODEL_DIR`, else `~/.cache/tandem/models`.
+    #[serde(default)]
+    pub model_dir: Option<PathBuf>,
+}
+
+/// One region: either one the drill starts (`tandem serve` on loopback, embedded storage: SQLite
+/// and local files in the drill's temporary directory), or an existing endpoint (`endpoint`,
+/// an already running region the drill neither starts nor stops). Either way it sits behind a
+/// fault proxy that the clients go through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "RegionToml", into = "RegionToml")]
 pub struct RegionSpec {
     /// Region name, e.g. `westus`.
     pub name: String,
-    /// Its paired region (one of the scenario's regions), for speaker replication.
-    #[serde(default)]
+    /// Its paired region (one of the scenario's regions, of the same kind: started or
+    /// existing), for speaker replication.
     pub pair: Option<String>,
-    /// `[backup] interval_secs` of the region (0: off).
-    #[serde(default = "default_backup_interval")]
+    /// `[backup] interval_secs` of a region the drill starts (0: off).
     pub backup_interval_secs: u64,
-    /// Extra lines for the region's config (top-level `key = value` lines).
-    #[serde(default)]
+    /// Extra lines for the config of a region the drill starts (top-level `key = value` lines).
     pub extra_config: Vec<String>,
+    /// An already running region (`http://host:port`): the drill starts no process for it.
+    pub endpoint: Option<String>,
+    /// A resource key of the `endpoint` region, in a file (relative to the scenario file).
+    pub key_file: Option<PathBuf>,
+    /// The `endpoint` region's admin token, in a file (relative to the scenario file); without
+    /// it, the replication digests cannot be read and what needs them is not measured.
+    pub admin_token_file: Option<PathBuf>,
+    /// Whether the file gave `backup_interval_secs` (refused with `endpoint`).
+    backup_interval_given: bool,
+}
+
+/// [`RegionSpec`] as written in TOML.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionToml {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pair: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backup_interval_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    extra_config: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin_token_file: Option<PathBuf>,
+}
+
+impl From<RegionToml> for RegionSpec {
+    fn from(t: RegionToml) -> Self {
+        RegionSpec {
+            name: t.name,
+            pair: t.pair,
+            backup_interval_secs: t
+                .backup_interval_secs
+                .unwrap_or_else(default_backup_interval),
+            extra_config: t.extra_config,
+            endpoint: t.endpoint,
+            key_file: t.key_file,
+            admin_token_file: t.admin_token_file,
+            backup_interval_given: t.backup_interval_secs.is_some(),
+        }
+    }
+}
+
+impl From<RegionSpec> for RegionToml {
+    fn from(r: RegionSpec) -> Self {
+        let interval = r.backup_interval_given || r.endpoint.is_none();
+        RegionToml {
+            name: r.name,
+            pair: r.pair,
+            backup_interval_secs: interval.then_some(r.backup_interval_secs),
+            extra_config: r.extra_config,
+            endpoint: r.endpoint,
+            key_file: r.key_file,
+            admin_token_file: r.admin_token_file,
+        }
+    }
+}
+
+impl RegionSpec {
+    /// Whether this is an existing endpoint (as opposed to a region the drill starts).
+    pub fn is_existing(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    /// What `validate` refuses about the region's own fields.
+    fn check(&self) -> std::result::Result<(), String> {
+        let Some(endpoint) = &self.endpoint else {
+            if self.key_file.is_some() || self.admin_token_file.is_some() {
+                return Err(
+                    "key_file and admin_token_file are for an existing endpoint: give \
+                            endpoint too"
+                        .into(),
+                );
+            }
+            return Ok(());
+        };
+        check_endpoint(endpoint)?;
+        if self.key_file.is_none() {
+            return Err(
+                "an existing endpoint needs key_file (a file holding a resource key of it)".into(),
+            );
+        }
+        if self.backup_interval_given || !self.extra_config.is_empty() {
+            return Err(
+                "backup_interval_secs and extra_config configure a region the drill \
+                        starts; an existing endpoint keeps its own config"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An endpoint the fault proxy can relay to: `http://host:port`, no path (the proxy relays
+/// TCP, and clients speak plain HTTP to it).
+fn check_endpoint(endpoint: &str) -> std::result::Result<(), String> {
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| format!("endpoint {endpoint:?}: not a URL ({e})"))?;
+    let plain = url.scheme() == "http"
+        && url.host_str().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !plain {
+        return Err(format!(
+            "endpoint {endpoint:?}: give http://host:port (no https, path or credentials: the \
+             drill's fault proxy relays plain HTTP)"
+        ));
+    }
+    Ok(())
 }
 
 fn default_backup_interval() -> u64 {
@@ -72,6 +206,15 @@ pub struct Load {
     /// Weight of speaker enrollment calls (short audio added to the drill's profile); each one
     /// acknowledged must be found in every live region of the pair at the end.
     pub speaker_enroll: u32,
+    /// Weight of speech-to-text calls on the custom speech endpoint (`cid`): the biology model,
+    /// trained in the first region, copied to its pair and deployed in both.
+    pub stt_custom: u32,
+    /// Weight of text-to-speech calls with the custom voice (deployed in the first region,
+    /// copied to its pair and deployed there; the SDK falls back to the public voice).
+    pub tts_custom: u32,
+    /// Share of the calls sent through a `tandem gateway` the drill starts in front of every
+    /// region, as an Azure script would call it, instead of through the SDK (0 to 1).
+    pub gateway_share: f64,
     /// The public voice for TTS and for the generated audio.
     pub voice: String,
 }
@@ -85,6 +228,9 @@ impl Default for Load {
             tts: 0,
             speaker_verify: 0,
             speaker_enroll: 0,
+            stt_custom: 0,
+            tts_custom: 0,
+            gateway_share: 0.0,
             voice: "en-US-SltFlite".into(),
         }
     }
@@ -223,6 +369,15 @@ impl Action {
         matches!(self, Action::Partition | Action::HealPartition)
     }
 
+    /// Whether the fault proxy in front of the region does it (the only faults an existing
+    /// endpoint takes).
+    pub fn is_proxy(&self) -> bool {
+        matches!(
+            self,
+            Action::Blackhole | Action::Status { .. } | Action::Delay { .. } | Action::Heal
+        )
+    }
+
     /// The action's name in the scenario.
     pub fn name(&self) -> String {
         match self {
@@ -266,6 +421,17 @@ pub struct Goals {
     /// the end of the run, once both have converged.
     #[serde(default)]
     pub max_enrollments_lost: Option<u64>,
+    /// From the first fault on the first region to the first custom speech (`cid`) call its
+    /// pair answered.
+    #[serde(default)]
+    pub max_custom_speech_failover_secs: Option<f64>,
+    /// From the first fault on the first region to the first custom voice call answered by
+    /// another link of the chain (the pair's copy, or the public voice).
+    #[serde(default)]
+    pub max_custom_voice_failover_secs: Option<f64>,
+    /// Failed custom speech and custom voice calls, over the whole run.
+    #[serde(default)]
+    pub max_failed_custom_calls: Option<u64>,
 }
 
 impl Scenario {
@@ -294,11 +460,31 @@ impl Scenario {
             if !names.insert(r.name.as_str()) {
                 return bad(format!("region {} is declared twice", r.name));
             }
+            if let Err(m) = r.check() {
+                return bad(format!("region {}: {m}", r.name));
+            }
         }
         for r in &self.regions {
             if let Some(p) = &r.pair {
-                if !names.contains(p.as_str()) || p == &r.name {
+                let Some(other) = self
+                    .regions
+                    .iter()
+                    .find(|o| &o.name == p && o.name != r.name)
+                else {
                     return bad(format!("region {}: pair {p} is not another region", r.name));
+                };
+                if other.is_existing() != r.is_existing() {
+                    return bad(format!(
+                        "region {}: pair {p} is {}; a region the drill starts can only pair \
+                         with another one it starts (it cannot configure an existing \
+                         endpoint's peers)",
+                        r.name,
+                        if other.is_existing() {
+                            "an existing endpoint"
+                        } else {
+                            "a region the drill starts"
+                        }
+                    ));
                 }
             }
         }
@@ -309,9 +495,20 @@ impl Scenario {
         if !(l.rate > 0.0 && l.rate <= 1000.0) || l.concurrency == 0 {
             return bad("load: rate must be in (0, 1000] and concurrency > 0".into());
         }
-        if l.stt + l.tts + l.speaker_verify + l.speaker_enroll == 0 {
+        if l.stt + l.tts + l.speaker_verify + l.speaker_enroll + l.stt_custom + l.tts_custom == 0 {
             return bad(
-                "load: give at least one of stt, tts, speaker_verify, speaker_enroll a weight"
+                "load: give at least one of stt, tts, stt_custom, tts_custom, speaker_verify, \
+                 speaker_enroll a weight"
+                    .into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&l.gateway_share) {
+            return bad("load: gateway_share must be in [0, 1]".into());
+        }
+        if l.stt_custom + l.tts_custom > 0 && self.regions[0].pair.is_none() {
+            return bad(
+                "load: stt_custom and tts_custom need the first region to have a pair (the \
+                 custom model and voice are copied there)"
                     .into(),
             );
         }
@@ -335,6 +532,19 @@ impl Scenario {
                     f.at_secs, f.region
                 ));
             }
+            let existing = self
+                .regions
+                .iter()
+                .any(|r| r.name == f.region && r.is_existing());
+            if existing && !f.action.is_proxy() {
+                return bad(format!(
+                    "fault at {} s: {} on {}, an existing endpoint: the drill does not own its \
+                     process nor its replication link; use blackhole, status, delay or heal",
+                    f.at_secs,
+                    f.action.name(),
+                    f.region
+                ));
+            }
             if !(f.at_secs >= 0.0 && f.at_secs < self.duration_secs as f64) {
                 return bad(format!("fault at {} s: outside the run", f.at_secs));
             }
@@ -347,5 +557,103 @@ impl Scenario {
         let mut f = self.faults.clone();
         f.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drill-started `westus` and an existing `eastus` (with `extra` in its table), proxy
+    /// faults on `eastus`, then `tail`.
+    fn mixed_then(extra: &str, tail: &str) -> Result<Scenario> {
+        Scenario::from_toml(&format!(
+            r#"
+duration_secs = 8
+[[regions]]
+name = "westus"
+[[regions]]
+name = "eastus"
+endpoint = "http://127.0.0.1:7000"
+key_file = "eastus.key"
+{extra}
+[load]
+tts = 1
+[[faults]]
+at_secs = 3
+region = "eastus"
+action = "status"
+status = 503
+[[faults]]
+at_secs = 5
+region = "eastus"
+action = "heal"
+{tail}
+"#
+        ))
+    }
+
+    fn mixed(extra: &str) -> Result<Scenario> {
+        mixed_then(extra, "")
+    }
+
+    fn refused(r: Result<Scenario>, needle: &str) {
+        match r {
+            Err(DrillError::Scenario(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("expected a scenario error with {needle:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mixed_scenario_with_proxy_faults_on_the_existing_endpoint_passes() {
+        let s = mixed("admin_token_file = \"eastus.token\"").unwrap();
+        assert!(!s.regions[0].is_existing());
+        assert!(s.regions[1].is_existing());
+        assert_eq!(s.regions[1].key_file, Some(PathBuf::from("eastus.key")));
+        // And it survives a round trip through TOML.
+        let again = Scenario::from_toml(&toml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again.regions[1].endpoint, s.regions[1].endpoint);
+        assert_eq!(again.regions[0].backup_interval_secs, 10);
+    }
+
+    #[test]
+    fn kill_on_an_existing_endpoint_is_refused() {
+        let fault = |action: &str| {
+            format!("[[faults]]\nat_secs = 4\nregion = \"eastus\"\naction = \"{action}\"")
+        };
+        refused(mixed_then("", &fault("kill")), "existing endpoint");
+        for action in ["stop", "cont", "restart", "partition", "heal_partition"] {
+            assert!(mixed_then("", &fault(action)).is_err(), "{action}");
+        }
+        // The same fault on the region the drill starts is fine.
+        mixed_then("", &fault("kill").replace("eastus", "westus")).unwrap();
+    }
+
+    #[test]
+    fn an_endpoint_without_key_file_is_refused() {
+        let r = Scenario::from_toml(
+            "duration_secs = 5\n[[regions]]\nname = \"eastus\"\nendpoint = \"http://127.0.0.1:7000\"\n",
+        );
+        refused(r, "needs key_file");
+    }
+
+    #[test]
+    fn backup_interval_or_extra_config_with_an_endpoint_is_refused() {
+        refused(mixed("backup_interval_secs = 5"), "backup_interval_secs");
+        refused(mixed("extra_config = [\"x = 1\"]"), "extra_config");
+    }
+
+    #[test]
+    fn a_bad_endpoint_or_a_pair_across_kinds_is_refused() {
+        let one = |endpoint: &str| {
+            Scenario::from_toml(&format!(
+                "duration_secs = 5\n[[regions]]\nname = \"eastus\"\nendpoint = \"{endpoint}\"\n\
+                 key_file = \"k\"\n"
+            ))
+        };
+        refused(one("https://example.com:443"), "http://host:port");
+        refused(one("http://127.0.0.1:7000/prefix"), "http://host:port");
+        one("http://localhost:7000").unwrap();
+        refused(mixed("pair = \"westus\""), "can only pair");
     }
 }

@@ -119,6 +119,8 @@ fn call(start: f64, ms: f64, kind: Kind, region: Option<&str>) -> Sample {
         region: region.map(str::to_owned),
         error: region.is_none().then(|| "all_regions_failed".to_owned()),
         message: region.is_none().then(|| "all regions failed".to_owned()),
+        link: None,
+        gateway: false,
     }
 }
 
@@ -259,7 +261,7 @@ fn readback(setup: u64, counts: &[(&str, Option<u64>)], converged: bool) -> Read
     Readback {
         setup,
         count: counts.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
-        converged,
+        converged: Some(converged),
     }
 }
 
@@ -379,4 +381,215 @@ fn the_mix_includes_enrollments_last() {
             Kind::SpeakerEnroll
         ]
     );
+}
+
+#[test]
+fn the_chart_is_also_a_png_with_text_and_lines() {
+    if let Err(e) = crate::chart::load_font(None, crate::chart::FONT_PATHS) {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let s = Scenario::from_toml(SCENARIO).unwrap();
+    let samples = vec![
+        call(0.1, 100.0, Kind::Stt, Some("westus")),
+        call(2.1, 900.0, Kind::Stt, None),
+    ];
+    let faults = vec![fault(2.0, 2.0, "westus", "kill -9", Some(1.0))];
+    let r = build(&s, "t", &samples, 0, &faults, None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.png");
+    crate::chart::write_png(&r, &path).unwrap();
+
+    let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1000, 640));
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let px = |x: usize, y: usize| {
+        let i = (y * 1000 + x) * 3;
+        (buf[i], buf[i + 1], buf[i + 2])
+    };
+    let all: Vec<_> = (0..640)
+        .flat_map(|y| (0..1000).map(move |x| (x, y)))
+        .collect();
+    let count =
+        |pred: &dyn Fn((u8, u8, u8)) -> bool| all.iter().filter(|&&(x, y)| pred(px(x, y))).count();
+    assert_eq!(px(0, 0), (255, 255, 255), "white background");
+    // Text and axes: dark grey pixels; the fault: magenta; the calls: green.
+    assert!(
+        count(&|(r, g, b)| r < 80 && g < 80 && b < 80) > 2000,
+        "no text or axes"
+    );
+    assert!(
+        count(&|(r, g, b)| r > 200 && g < 60 && b > 200) > 100,
+        "no fault line"
+    );
+    assert!(
+        count(&|(r, g, b)| r < 60 && g > 200 && b < 60) > 100,
+        "no ok line"
+    );
+    // The caption's text is rasterised: the top 30 rows have dark pixels (not only lines).
+    let caption = (0..30)
+        .flat_map(|y| (0..1000).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let (r, g, b) = px(x, y);
+            r < 100 && g < 100 && b < 100
+        })
+        .count();
+    assert!(caption > 100, "no caption text: {caption}");
+}
+
+#[test]
+fn a_missing_chart_font_says_what_to_install() {
+    let err = crate::chart::load_font(None, &["/nonexistent/DejaVuSans.ttf"])
+        .err()
+        .unwrap();
+    assert!(matches!(err, crate::DrillError::ChartFont(_)), "{err}");
+    assert!(err.to_string().contains("fonts-dejavu-core"), "{err}");
+    let err = crate::chart::load_font(Some(std::path::Path::new("/nonexistent.ttf")), &[])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("/nonexistent.ttf"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_font = dir.path().join("x.ttf");
+    std::fs::write(&not_a_font, b"hello").unwrap();
+    let err = crate::chart::load_font(Some(&not_a_font), &[])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not a TrueType font"), "{err}");
+}
+
+const CUSTOM: &str = r#"
+duration_secs = 10
+[[regions]]
+name = "westus"
+pair = "eastus"
+[[regions]]
+name = "eastus"
+pair = "westus"
+[load]
+stt = 1
+stt_custom = 2
+tts_custom = 1
+gateway_share = 0.5
+[goals]
+max_custom_speech_failover_secs = 1
+max_custom_voice_failover_secs = 1
+max_failed_custom_calls = 0
+"#;
+
+fn voice(start: f64, ms: f64, link: Option<&str>, region: &str) -> Sample {
+    let mut s = call(start, ms, Kind::TtsCustom, link.map(|_| region));
+    s.link = link.map(str::to_owned);
+    s
+}
+
+#[test]
+fn custom_kinds_take_their_weights_and_need_a_pair() {
+    let s = Scenario::from_toml(CUSTOM).unwrap();
+    let kinds: Vec<Kind> = (0..8).map(|n| kind_of(n, &s.load)).collect();
+    use Kind::*;
+    assert_eq!(
+        kinds,
+        [Stt, SttCustom, SttCustom, TtsCustom, Stt, SttCustom, SttCustom, TtsCustom]
+    );
+    assert!(!SttCustom.via_gateway() && TtsCustom.via_gateway() && Stt.via_gateway());
+    let unpaired = CUSTOM.replace("pair = \"eastus\"\n", "");
+    let e = Scenario::from_toml(&unpaired).unwrap_err().to_string();
+    assert!(e.contains("need the first region to have a pair"), "{e}");
+    let e = Scenario::from_toml(&CUSTOM.replace("0.5", "1.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gateway_share"), "{e}");
+}
+
+#[test]
+fn the_gateway_share_is_spread_evenly() {
+    use crate::load::through_gateway;
+    let pick = |share: f64| -> Vec<bool> { (0..6).map(|n| through_gateway(n, share)).collect() };
+    assert_eq!(pick(0.0), [false; 6]);
+    assert_eq!(pick(1.0), [true; 6]);
+    assert_eq!(pick(0.5), [false, true, false, true, false, true]);
+    let third = pick(1.0 / 3.0).iter().filter(|&&g| g).count();
+    assert_eq!(third, 2);
+}
+
+#[test]
+fn custom_speech_and_voice_are_timed_from_the_outage_and_their_links_listed() {
+    let s = Scenario::from_toml(CUSTOM).unwrap();
+    let (w, e) = (Some("westus"), Some("eastus"));
+    let mut samples = vec![
+        call(0.5, 500.0, Kind::SttCustom, w),
+        voice(1.0, 100.0, Some("custom"), "westus"),
+        // kill at 2.0; a delay at 1.5 came first and must not count as the outage's start
+        call(2.2, 900.0, Kind::SttCustom, None),
+        call(2.5, 700.0, Kind::SttCustom, e), // ends 3.2: 1.2 s after the kill
+        voice(2.6, 300.0, Some("custom-secondary"), "eastus"), // ends 2.9: 0.9 s
+        voice(3.0, 100.0, Some("custom-secondary"), "eastus"),
+        voice(4.0, 100.0, Some("public"), "eastus"),
+        // restart at 5, ready at 6
+        voice(6.5, 500.0, Some("custom"), "westus"), // ends 7.0: failback 1.0 s
+        call(7.0, 600.0, Kind::SttCustom, w),        // ends 7.6: failback 1.6 s
+        voice(8.0, 100.0, None, "westus"),           // failed
+    ];
+    samples[4].gateway = true;
+    let faults = vec![
+        FaultRecord {
+            disruptive: true,
+            ..fault(1.5, 1.5, "westus", "delay 800 ms", None)
+        },
+        fault(2.0, 2.0, "westus", "kill -9", None),
+        fault(5.0, 6.0, "westus", "restart", None),
+    ];
+    let r = build(&s, "t", &samples, 0, &faults, None);
+
+    let c = r.custom_speech.as_ref().unwrap();
+    assert_eq!(c.secondary.as_deref(), Some("eastus"));
+    assert_eq!((c.calls.calls, c.calls.failed), (4, 1));
+    assert_eq!(c.served_by.get("eastus"), Some(&1));
+    assert!((c.failover_secs.unwrap() - 1.2).abs() < 1e-9, "{c:?}");
+    assert!((c.failback_secs.unwrap() - 1.6).abs() < 1e-9, "{c:?}");
+
+    let v = r.custom_voice.as_ref().unwrap();
+    let spans: Vec<(&str, &str, u64)> = v
+        .spans
+        .iter()
+        .map(|l| (l.link.as_str(), l.region.as_str(), l.calls))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("custom", "westus", 1),
+            ("custom-secondary", "eastus", 2),
+            ("public", "eastus", 1),
+            ("custom", "westus", 1),
+        ]
+    );
+    assert_eq!(v.by_link.get("custom-secondary eastus"), Some(&2));
+    assert!((v.failover_secs.unwrap() - 0.9).abs() < 1e-9, "{v:?}");
+    assert!((v.failback_secs.unwrap() - 1.0).abs() < 1e-9, "{v:?}");
+
+    assert_eq!(r.by_path["gateway"].calls, 1);
+    assert_eq!(r.by_path["sdk"].calls, 9);
+    let verdict: Vec<(&str, bool)> = r
+        .goals
+        .iter()
+        .map(|g| (g.name.as_str(), g.passed))
+        .collect();
+    assert_eq!(
+        verdict,
+        [
+            ("max_custom_speech_failover_secs", false),
+            ("max_custom_voice_failover_secs", true),
+            ("max_failed_custom_calls", false),
+        ]
+    );
+    let md = r.markdown(None);
+    assert!(md.contains("## Custom speech (model trained in westus, copied to eastus)"));
+    assert!(
+        md.contains("| custom-secondary | eastus | 2.6 s | 3.0 s | 2 |"),
+        "{md}"
+    );
+    assert!(md.contains("| gateway | 1 | 1 | 0 |"), "{md}");
 }

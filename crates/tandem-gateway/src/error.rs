@@ -20,6 +20,9 @@ pub enum GatewayError {
     /// The request body could not be read.
     #[error("could not read the request body: {0}")]
     BadBody(String),
+    /// The request cannot be sent on as it is (e.g. SSML that is not UTF-8).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// Asked to listen beyond loopback with no key.
     #[error("refusing to listen on {0} without a gateway_key: an open gateway would lend the regions' keys to anyone who can reach it; set gateway_key(_file) in the regions file or listen on 127.0.0.1")]
     OpenGateway(SocketAddr),
@@ -39,7 +42,9 @@ impl IntoResponse for GatewayError {
                 "PayloadTooLarge".into(),
                 None,
             ),
-            GatewayError::BadBody(_) => (StatusCode::BAD_REQUEST, "InvalidRequest".into(), None),
+            GatewayError::BadBody(_) | GatewayError::InvalidRequest(_) => {
+                (StatusCode::BAD_REQUEST, "InvalidRequest".into(), None)
+            }
             GatewayError::OpenGateway(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError".into(),

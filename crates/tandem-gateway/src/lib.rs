@@ -2,10 +2,21 @@
 //!
 //! A local HTTP server that looks like one Tandem (or Azure) region to its clients and sends
 //! every call through [`tandem_client::TandemClient`], so any language gets retries, circuit
-//! breakers, failover, failback and the voice fallback chain by changing only its host. The
-//! gateway holds the regions' keys; its clients hold only the gateway's own key. `/status` (a
-//! self-refreshing page for browsers, JSON otherwise) and `/status.json` show every region as
-//! the gateway sees it, with the regions' own status pages aggregated.
+//! breakers, failover and failback by changing only its host. The gateway holds the regions'
+//! keys; its clients hold only the gateway's own key. `/status` (a self-refreshing page for
+//! browsers, JSON otherwise) and `/status.json` show every region as the gateway sees it, with
+//! the regions' own status pages aggregated.
+//!
+//! Text-to-speech also gets the custom-voice fallback chain (`src/tts.rs`): a
+//! `POST /cognitiveservices/v1` that carries a `deploymentId` (Azure's way to address a custom
+//! voice), on a gateway built [`with_voice_deployments`](Gateway::with_voice_deployments) over
+//! regions of which at least one has a `voice_deployment_id`, is synthesized with the custom
+//! voice in the first such region, then in the next one, then with `public_fallback_voice` on
+//! the normal failover path. Deployment ids differ per region, so the caller's `deploymentId`
+//! value is replaced by each region's configured one. Every TTS answer names the link that spoke
+//! in [`x-tandem-voice-link`](VOICE_LINK_HEADER)`: custom | custom-secondary | public`, next to
+//! `x-tandem-region` and `x-tandem-attempts`. Any other TTS request (no `deploymentId`, or no
+//! region with a deployment) is forwarded as it is and streamed back, marked `public`.
 
 #![deny(missing_docs)]
 
@@ -13,11 +24,13 @@ mod auth;
 mod error;
 mod routes;
 mod status;
+mod tts;
 
 use std::net::SocketAddr;
 
 pub use error::GatewayError;
 pub use routes::{router, Gateway};
+pub use tts::{DEFAULT_OUTPUT_FORMAT, VOICE_LINK_HEADER};
 
 /// Refuses to serve without a gateway key on anything but a loopback address: an open gateway
 /// would lend the regions' keys to the whole network.

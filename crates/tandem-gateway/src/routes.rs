@@ -14,10 +14,10 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use serde_json::json;
-use tandem_client::{CallKind, ForwardRequest, TandemClient};
+use tandem_client::{CallKind, ForwardRequest, RegionEntry, TandemClient};
 use tandem_core::{RegionName, ResourceId, TokenSigner};
 
-use crate::{auth, status, GatewayError};
+use crate::{auth, status, tts, GatewayError};
 
 /// Request headers passed on to the regions; everything else (auth, hop-by-hop) is dropped.
 const FORWARDED_HEADERS: &[&str] = &[
@@ -47,6 +47,9 @@ pub struct Gateway {
     pub(crate) events: Arc<tandem_core::EventLog>,
     /// Whether each region's `/status.json` answered the last read.
     pub(crate) region_reachable: prometheus::IntGaugeVec,
+    /// Some region has a custom voice deployment: TTS requests with a `deploymentId` take the
+    /// voice chain (see [`Gateway::with_voice_deployments`]).
+    pub(crate) custom_voice: bool,
 }
 
 impl Gateway {
@@ -99,7 +102,18 @@ impl Gateway {
             http: reqwest::Client::new(),
             events,
             region_reachable,
+            custom_voice: false,
         }
+    }
+
+    /// Turns on the custom-voice fallback chain when any of `regions` (the regions the client
+    /// was built from) has a `voice_deployment_id`: a TTS request that carries a `deploymentId`
+    /// then goes custom voice → secondary custom voice → public voice, each region with its own
+    /// deployment id. Without this call, or when no region has a deployment, TTS requests are
+    /// forwarded as they are.
+    pub fn with_voice_deployments(mut self, regions: &[RegionEntry]) -> Self {
+        self.custom_voice = regions.iter().any(|r| r.voice_deployment_id.is_some());
+        self
     }
 
     pub(crate) fn key(&self) -> Option<&str> {
@@ -111,7 +125,7 @@ impl Gateway {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -127,10 +141,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/speech/recognition/{mode}/cognitiveservices/v1",
             post(|s, r| forward(s, r, CallKind::Stt)),
         )
-        .route(
-            "/cognitiveservices/v1",
-            post(|s, r| forward(s, r, CallKind::Tts)),
-        )
+        .route("/cognitiveservices/v1", post(tts::synthesize))
         .route(
             "/cognitiveservices/voices/list",
             get(|s, r| forward(s, r, CallKind::Voices)),
@@ -181,14 +192,9 @@ async fn issue_token(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], token).into_response())
 }
 
-async fn forward(
-    State(gw): State<Arc<Gateway>>,
-    req: Request,
-    kind: CallKind,
-) -> Result<Response, GatewayError> {
-    auth::check(&gw, req.headers(), now())?;
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, gw.max_body).await.map_err(|e| {
+/// Reads a request body whole (bounded by `max_body`), so that retries and failover replay it.
+pub(crate) async fn read_body(gw: &Gateway, body: Body) -> Result<bytes::Bytes, GatewayError> {
+    axum::body::to_bytes(body, gw.max_body).await.map_err(|e| {
         // Decided by the error's type, never its message.
         let too_large = std::iter::successors(std::error::Error::source(&e), |s| s.source())
             .any(|s| s.is::<http_body_util::LengthLimitError>());
@@ -197,7 +203,27 @@ async fn forward(
         } else {
             GatewayError::BadBody(e.to_string())
         }
-    })?;
+    })
+}
+
+/// Marks an answer with where it came from: `x-tandem-region` and `x-tandem-attempts`.
+pub(crate) fn mark_origin(headers: &mut HeaderMap, region: &str, attempts: u32) {
+    if let Ok(v) = HeaderValue::from_str(region) {
+        headers.insert("x-tandem-region", v);
+    }
+    headers.insert("x-tandem-attempts", HeaderValue::from(attempts));
+}
+
+/// Sends the caller's request, as it is, through the client's policy for `kind`, and streams
+/// the decisive region's answer back.
+pub(crate) async fn forward(
+    State(gw): State<Arc<Gateway>>,
+    req: Request,
+    kind: CallKind,
+) -> Result<Response, GatewayError> {
+    auth::check(&gw, req.headers(), now())?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(&gw, body).await?;
     let mut headers = HeaderMap::new();
     for name in FORWARDED_HEADERS {
         if let Some(v) = parts.headers.get(*name) {
@@ -232,11 +258,7 @@ async fn forward(
                 .insert(HeaderName::from_static(name), v.clone());
         }
     }
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&answered.region) {
-        h.insert("x-tandem-region", v);
-    }
-    h.insert("x-tandem-attempts", HeaderValue::from(answered.attempts));
+    mark_origin(resp.headers_mut(), &answered.region, answered.attempts);
     Ok(resp)
 }
 

@@ -1,4 +1,5 @@
-//! A TCP proxy in front of a region that injects faults on demand.
+//! A TCP proxy in front of a region that injects faults on demand: `tandem drill`'s
+//! [`tandem_faults::Proxy`], with the tests' vocabulary ([`Fault`]) and panics instead of errors.
 //!
 //! In [`Fault::None`] it relays bytes both ways. Switching the fault closes every open
 //! connection, so pooled keep-alive connections cannot slip past a newly injected fault.
@@ -7,15 +8,11 @@
 //! - [`Fault::Status`]: answers every request with that status and Azure error JSON.
 //! - [`Fault::Delay`]: relays after a delay.
 //! - [`Fault::Reset`]: accepts and resets the connection at once.
+//! - [`Fault::Partition`]: never answers region-to-region calls (`/internal/…`), relays others.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tandem_faults::{Proxy, ProxyFault};
 
 /// What the proxy does to the next connections.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,188 +34,99 @@ pub enum Fault {
     Delay(Duration),
     /// Accept and reset at once.
     Reset,
+    /// Never answer connections whose first request is region-to-region (`/internal/…`).
+    Partition,
 }
 
-struct Shared {
-    fault: Fault,
-    target: SocketAddr,
+impl From<Fault> for ProxyFault {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::None => ProxyFault::None,
+            Fault::Blackhole => ProxyFault::Blackhole,
+            Fault::Refuse => ProxyFault::Refuse,
+            Fault::Status {
+                status,
+                retry_after: None,
+            } => ProxyFault::Status(status),
+            Fault::Status {
+                status,
+                retry_after: Some(secs),
+            } => ProxyFault::StatusRetryAfter {
+                status,
+                retry_after_secs: secs,
+            },
+            Fault::Delay(d) => ProxyFault::Delay(d),
+            Fault::Reset => ProxyFault::Reset,
+            Fault::Partition => ProxyFault::Partition,
+        }
+    }
 }
 
-/// A running fault-injection proxy.
+/// A running fault-injection proxy; stops when dropped.
 pub struct FaultProxy {
-    addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
-    generation: watch::Sender<u64>,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn socket_addr(url_or_addr: &str) -> SocketAddr {
-    let s = url_or_addr
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    s.parse()
-        .unwrap_or_else(|_| panic!("not host:port: {url_or_addr}"))
+    inner: Proxy,
 }
 
 impl FaultProxy {
     /// Starts a proxy on `127.0.0.1:0` relaying to `target` (`http://host:port` or `host:port`).
     pub async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("addr");
-        let proxy = Self {
-            addr,
-            shared: Arc::new(Mutex::new(Shared {
-                fault: Fault::None,
-                target: socket_addr(target),
-            })),
-            generation: watch::channel(0).0,
-            acceptor: Mutex::new(None),
-        };
-        proxy.spawn_acceptor(listener);
-        proxy
+        let inner = Proxy::start().await.expect("start proxy");
+        inner.set_target(target).expect("proxy target");
+        Self { inner }
     }
 
     /// The proxy's URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.inner.url()
     }
 
-    /// Injects `fault` from now on; open connections are closed.
+    /// Injects `fault` from now on; open connections are closed. Returns once it is in force
+    /// (for [`Fault::Refuse`], once the port is closed; after it, once it listens again).
     pub async fn set(&self, fault: Fault) {
-        let was_refusing = {
-            let mut s = self.shared.lock().expect("proxy lock");
-            let was = s.fault == Fault::Refuse;
-            s.fault = fault.clone();
-            was
-        };
-        self.generation.send_modify(|g| *g += 1);
-        if fault == Fault::Refuse {
-            let handle = self.acceptor.lock().expect("lock").take();
-            if let Some(h) = handle {
-                h.abort();
-                let _ = h.await;
-            }
-        } else if was_refusing {
-            // Listen again on the same port.
-            let listener = TcpListener::bind(self.addr)
-                .await
-                .expect("re-bind proxy port");
-            self.spawn_acceptor(listener);
-        }
+        self.inner.set(fault.into());
+        tokio::time::timeout(Duration::from_secs(10), self.inner.settled())
+            .await
+            .expect("proxy did not apply the fault within 10 s (could not listen again?)");
     }
 
     /// Points the proxy at another backend (e.g. a region restarted on a new port).
     pub fn set_target(&self, target: &str) {
-        self.shared.lock().expect("proxy lock").target = socket_addr(target);
-        self.generation.send_modify(|g| *g += 1);
+        self.inner.set_target(target).expect("proxy target");
     }
 
-    fn spawn_acceptor(&self, listener: TcpListener) {
-        let shared = self.shared.clone();
-        let generation = self.generation.clone();
-        let handle = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (fault, target) = {
-                    let s = shared.lock().expect("proxy lock");
-                    (s.fault.clone(), s.target)
-                };
-                let mut changed = generation.subscribe();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = handle_conn(socket, fault, target) => {}
-                        _ = changed.changed() => {} // fault switched: drop the connection
-                    }
-                });
-            }
-        });
-        *self.acceptor.lock().expect("lock") = Some(handle);
+    /// The drill's proxy underneath.
+    pub fn proxy(&self) -> &Proxy {
+        &self.inner
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(h) = self.acceptor.lock().expect("lock").take() {
-            h.abort();
-        }
-        self.generation.send_modify(|g| *g += 1);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn handle_conn(mut socket: TcpStream, fault: Fault, target: SocketAddr) {
-    match fault {
-        Fault::None => relay(socket, target).await,
-        Fault::Delay(d) => {
-            tokio::time::sleep(d).await;
-            relay(socket, target).await
-        }
-        Fault::Blackhole => {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = socket.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        }
-        Fault::Reset => {
-            let _ = socket.set_zero_linger();
-            drop(socket);
-        }
-        Fault::Refuse => {} // not reached: nothing listens
-        Fault::Status {
-            status,
-            retry_after,
-        } => {
-            // Read one request head (the body is not needed to answer), reply, close.
-            if !read_head(&mut socket).await {
-                return;
-            }
-            let body = format!(
-                "{{\"error\":{{\"code\":\"{status}\",\"message\":\"injected fault: {status}\"}}}}"
-            );
-            let retry = retry_after
-                .map(|s| format!("Retry-After: {s}\r\n"))
-                .unwrap_or_default();
-            let resp = format!(
-                "HTTP/1.1 {status} Injected\r\ncontent-type: application/json\r\n{retry}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(resp.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        }
-    }
-}
+    #[tokio::test]
+    async fn refuse_is_in_force_when_set_returns_and_statuses_carry_retry_after() {
+        // Nothing listens on port 9 (discard) here: relayed connections are reset.
+        let proxy = FaultProxy::start("127.0.0.1:9").await;
+        let addr = proxy.url().trim_start_matches("http://").to_owned();
+        proxy.set(Fault::Refuse).await;
+        let refused = tokio::net::TcpStream::connect(&addr).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
 
-/// Reads until the end of an HTTP request head. False on EOF or error.
-async fn read_head(socket: &mut TcpStream) -> bool {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => {
-                seen.extend_from_slice(&buf[..n]);
-                if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    return true;
-                }
-                if seen.len() > 1 << 20 {
-                    return false;
-                }
-            }
-        }
+        proxy
+            .set(Fault::Status {
+                status: 503,
+                retry_after: Some(2),
+            })
+            .await;
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        assert!(answer.contains("retry-after: 2\r\n"), "{answer}");
     }
-}
-
-async fn relay(mut client: TcpStream, target: SocketAddr) {
-    let Ok(mut upstream) = TcpStream::connect(target).await else {
-        // Backend down: the client sees a reset, as it would behind a real L4 proxy.
-        let _ = client.set_zero_linger();
-        return;
-    };
-    // Without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms to small keep-alive exchanges.
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }

@@ -223,7 +223,10 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
     let (cfg, client) = client(&a.regions)?;
     let key = cfg.gateway_key()?;
     tandem_gateway::check_listen(a.listen, key.is_some())?;
-    let gw = Arc::new(tandem_gateway::Gateway::new(client, key, a.max_body_bytes));
+    let gw = Arc::new(
+        tandem_gateway::Gateway::new(client, key, a.max_body_bytes)
+            .with_voice_deployments(&cfg.regions),
+    );
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;

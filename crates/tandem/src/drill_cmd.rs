@@ -12,17 +12,39 @@ SCENARIO (TOML; examples in drills/)
   name = \"kill-primary\"            duration_secs = 45
   [[regions]] name = \"westus\"  pair = \"eastus\"  backup_interval_secs = 5
   [[regions]] name = \"eastus\"  pair = \"westus\"
+  [[regions]] name = \"northeu\"  endpoint = \"http://10.0.0.7:8080\"
+      key_file = \"northeu.key\"  admin_token_file = \"northeu.admin\"
+      An existing, already running region instead of one the drill starts: the drill starts
+      and stops no process for it, checks at setup that it answers /readyz and that
+      /.well-known/tandem names it, and puts its fault proxy in front (http:// only).
+      key_file (required): a resource key of that region; admin_token_file (optional): its
+      admin token, for the replication digests; without it, speaker setup waits for the
+      profile in both regions instead, and enrollments are not read back (max_enrollments_lost
+      is not measured). Both relative to the scenario. Takes only proxy faults (blackhole,
+      status, delay, heal); no backup_interval_secs or extra_config; pairs only with another
+      existing region. Mix freely with regions the drill starts.
   [load] rate = 4.0  concurrency = 4  stt = 2  tts = 1  speaker_verify = 1  speaker_enroll = 1
+      stt_custom = 1  tts_custom = 1  gateway_share = 0.5
+      stt_custom: the biology model, trained in the first region, copied (Models_CopyTo) to
+      its pair and deployed in both; tts_custom: joe's custom voice, deployed in the first
+      region, copied to its pair and deployed there. gateway_share: part of the STT/TTS calls
+      go through a `tandem gateway` the drill starts, as an Azure script would call it.
+  [seed] custom_speech_data = \"../../shared/data/custom-speech-biology\" (relative to the
+      scenario; default $TANDEM_SHARED_DATA/custom-speech-biology)  model_dir = (joe's Piper
+      voice; default $TANDEM_MODEL_DIR)
   [[faults]] at_secs = 10  region = \"westus\"  action = \"kill\"
       actions: kill, stop, cont, restart, blackhole, status (status = 503), delay
       (delay_ms = 800), heal, partition / heal_partition (the replication link between the
       region and its pair; clients still reach both)
   [goals] max_failed_calls, max_added_p99_ms, max_speaker_failover_secs,
-      max_speaker_failback_secs, max_backup_age_secs, max_enrollments_lost, min_success_ratio
+      max_speaker_failback_secs, max_backup_age_secs, max_enrollments_lost, min_success_ratio,
+      max_custom_speech_failover_secs, max_custom_voice_failover_secs, max_failed_custom_calls
   [policy] the failover SDK's policy (as in a regions file)
 
 OUTPUT
-  DIR/report.json, DIR/report.md, DIR/chart.svg. Exit status 1 when a goal is missed.")]
+  DIR/report.json, DIR/report.md, DIR/chart.svg and DIR/chart.png (the PNG's text needs a
+  TrueType font: fonts-dejavu-core, or TANDEM_CHART_FONT=/path/font.ttf). Exit status 1 when a
+  goal is missed.")]
 pub struct DrillArgs {
     /// The scenario file.
     scenario: PathBuf,
@@ -50,6 +72,11 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         out: args.out.unwrap_or_else(|| format!("drill-{name}").into()),
         name,
         keep_temp: args.keep,
+        base_dir: args
+            .scenario
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default(),
     };
     eprintln!(
         "tandem drill: {} region(s), {} s of load, {} fault(s); report in {}",
@@ -68,12 +95,16 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     };
     let r = &outcome.report;
     println!(
-        "{}: {} calls, {} failed; report {}, chart {}",
+        "{}: {} calls, {} failed; report {}, chart {}{}",
         if r.passed { "PASSED" } else { "FAILED" },
         r.totals.calls,
         r.totals.failed,
         outcome.markdown.display(),
-        outcome.chart.display()
+        outcome.chart.display(),
+        outcome
+            .png
+            .as_ref()
+            .map_or(String::new(), |p| format!(" and {}", p.display()))
     );
     for g in &r.goals {
         let measured = g
