@@ -25,7 +25,7 @@ mod region;
 pub mod report;
 mod run;
 mod scenario;
-mod seed;
+pub mod seed;
 
 #[cfg(test)]
 mod tests;

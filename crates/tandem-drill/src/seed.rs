@@ -25,9 +25,12 @@ const SLOW: Duration = Duration::from_secs(300);
 
 /// The custom voice's name in SSML.
 pub const CUSTOM_VOICE: &str = "JoeNeural";
-const TALENT: &str = "Joe";
-const COMPANY: &str = "Contoso";
-const TRAINING: [(&str, &str); 3] = [
+/// The voice talent named in the consent.
+pub const TALENT: &str = "Joe";
+/// The company named in the consent.
+pub const COMPANY: &str = "Contoso";
+/// The training set's script: `(utterance id, text)`.
+pub const TRAINING: [(&str, &str); 3] = [
     (
         "0001",
         "The cell membrane controls what enters and leaves the cell.",
@@ -206,6 +209,14 @@ pub async fn custom_speech(
     Ok((home_cid, pair_cid))
 }
 
+/// The statement a consent recording must say.
+pub fn consent_statement() -> String {
+    format!(
+        "I {TALENT} am aware that recordings of my voice will be used by {COMPANY} to create \
+         and use a synthetic version of my voice."
+    )
+}
+
 /// The custom voice's inputs: joe's model files and joe speaking the consent and the script.
 pub struct VoiceData {
     onnx: Vec<u8>,
@@ -247,11 +258,7 @@ impl VoiceData {
                 .map_err(|e| setup(format!("joe speaking: {e}")))?;
             Ok(tandem_audio::encode_wav_pcm16(&pcm))
         };
-        let statement = format!(
-            "I {TALENT} am aware that recordings of my voice will be used by {COMPANY} to \
-             create and use a synthetic version of my voice."
-        );
-        let consent = speak(&statement)?;
+        let consent = speak(&consent_statement())?;
         let mut training = Vec::new();
         for (id, text) in TRAINING {
             training.push((id, text, speak(text)?));

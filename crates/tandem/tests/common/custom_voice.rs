@@ -9,32 +9,8 @@ use tandem_engines::Prosody;
 use super::{http, stt_url, RegionProcess, KEY};
 
 pub const V: &str = "api-version=2026-01-01";
-pub const TALENT: &str = "Joe";
-pub const COMPANY: &str = "Contoso";
-
-/// The statement a consent recording must say.
-pub fn statement() -> String {
-    format!(
-        "I {TALENT} am aware that recordings of my voice will be used by {COMPANY} to create \
-         and use a synthetic version of my voice."
-    )
-}
-
-/// The training set's script: `(utterance id, text)`.
-pub const TRAINING: [(&str, &str); 3] = [
-    (
-        "0001",
-        "The cell membrane controls what enters and leaves the cell.",
-    ),
-    (
-        "0002",
-        "Mitochondria produce most of the energy a cell needs.",
-    ),
-    (
-        "0003",
-        "Plants turn sunlight into sugar through photosynthesis.",
-    ),
-];
+// The consent statement and the training script are the drill's, which seeds the same voice.
+pub use tandem_drill::seed::{consent_statement as statement, COMPANY, TALENT, TRAINING};
 
 /// One resource's view of one region's `/customvoice` API.
 pub struct Cv {
