@@ -21,7 +21,7 @@ use crate::observe::{status_of, ClientEvent, Metrics, RegionStatus};
 use crate::prober::prober;
 use crate::speaker::{speaker_prober, SpeakerRoutes, TransportFactory};
 use crate::transport::{Response, StreamingResponse, Transport};
-use crate::wire::{caller_error, enc, error_fields, has_param, json, request};
+use crate::wire::{caller_error, enc, error_fields, json, param_value, replace_param, request};
 
 /// A successful call's value and where it came from.
 #[derive(Debug, Clone, Serialize)]
@@ -235,7 +235,22 @@ impl TandemClient {
             .walk(CallKind::Stt, &build)
             .instrument(span)
             .await?;
-        self.finish(walked).and_then(json)
+        let answered = self.finish(walked).and_then(json)?;
+        if opts.use_custom_model {
+            let e = &self.engine;
+            let custom = e
+                .regions
+                .iter()
+                .any(|r| r.entry.name == answered.region && r.entry.cid.is_some());
+            e.metrics
+                .custom_speech_answers
+                .with_label_values(&[
+                    answered.region.as_str(),
+                    if custom { "custom" } else { "default" },
+                ])
+                .inc();
+        }
+        Ok(answered)
     }
 
     /// The voice list.
@@ -321,12 +336,33 @@ impl TandemClient {
         ] {
             headers.remove(HeaderName::from_static(h));
         }
+        // A recognition's `cid` that names one of the configured regions' custom endpoints
+        // stands for "the custom model": each region is sent its own (endpoint ids differ per
+        // region; a region without one serves its default model). Any other `cid` is the
+        // caller's and passes as it is; without one, the region's own is added.
+        let known_cid = |given: &str| {
+            self.engine.regions.iter().any(|r| {
+                r.entry
+                    .cid
+                    .as_deref()
+                    .is_some_and(|c| c == given || enc(c) == given)
+            })
+        };
         let build = |r: &RegionEntry| {
             let mut pq = req.path_and_query.clone();
-            if let (CallKind::Stt, Some(cid)) = (kind, &r.cid) {
-                if !has_param(&pq, "cid") {
-                    pq.push(if pq.contains('?') { '&' } else { '?' });
-                    pq.push_str(&format!("cid={}", enc(cid)));
+            if kind == CallKind::Stt {
+                match param_value(&pq, "cid") {
+                    Some(given) if known_cid(given) => {
+                        let own = r.cid.as_deref().map(enc);
+                        pq = replace_param(&pq, "cid", own.as_deref());
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Some(cid) = &r.cid {
+                            pq.push(if pq.contains('?') { '&' } else { '?' });
+                            pq.push_str(&format!("cid={}", enc(cid)));
+                        }
+                    }
                 }
             }
             request(req.method.clone(), pq, headers.clone(), req.body.clone())

@@ -142,6 +142,8 @@ pub(crate) struct Metrics {
     pub node_retries: IntCounter,
     pub node_ejections: IntCounterVec,
     pub node_ejected: IntGaugeVec,
+    pub voice_answers: IntCounterVec,
+    pub custom_speech_answers: IntCounterVec,
 }
 
 impl Metrics {
@@ -202,6 +204,29 @@ impl Metrics {
             &["region", "node"],
         )
         .expect("valid metric");
+        let voice_answers = IntCounterVec::new(
+            Opts::new(
+                "tandem_client_voice_answers_total",
+                "Custom voice syntheses answered, by the link of the voice chain that answered \
+                 (custom, custom-secondary, public) and its region.",
+            ),
+            &["link", "region"],
+        )
+        .expect("valid metric");
+        let custom_speech_answers = IntCounterVec::new(
+            Opts::new(
+                "tandem_client_custom_speech_answers_total",
+                "Recognitions asked of the custom model, by the region that answered and whether \
+                 it had a cid (custom) or served its default model (default).",
+            ),
+            &["region", "model"],
+        )
+        .expect("valid metric");
+        for v in [&voice_answers, &custom_speech_answers] {
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+        }
         for c in [&retries, &failovers, &failbacks, &trips, &node_retries] {
             registry
                 .register(Box::new(c.clone()))
@@ -233,6 +258,8 @@ impl Metrics {
             node_retries,
             node_ejections,
             node_ejected,
+            voice_answers,
+            custom_speech_answers,
         }
     }
 

@@ -454,6 +454,17 @@ async fn voice_chain_falls_from_custom_to_secondary_to_public() {
         Bytes::from(r#"<speak><voice name="en-US-SltFlite">hello</voice></speak>"#)
     );
     assert_eq!(a.failovers, 2);
+    // Each link that answered is counted once, with its region.
+    let metrics = c.render_metrics();
+    for (link, region) in [
+        ("custom", "westus"),
+        ("custom-secondary", "eastus"),
+        ("public", "westus"),
+    ] {
+        let line =
+            format!("tandem_client_voice_answers_total{{link=\"{link}\",region=\"{region}\"}} 1");
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
 
     // Other caller errors are returned, not advanced past.
     fake.script(0, [Step::Status(413)]);
@@ -683,4 +694,79 @@ async fn status_and_metrics_describe_the_regions() {
         "{m}"
     );
     assert!(m.contains("tandem_client_failovers_total 0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn custom_speech_answers_are_counted_by_region_and_model() {
+    let mut cfg = config(2, |_| {});
+    cfg.regions[0].cid = Some("c-west".into());
+    let fake = Arc::new(Fake::new(2));
+    let c = TandemClient::with_transport(cfg, fake.clone()).unwrap();
+    let custom = RecognizeOptions {
+        use_custom_model: true,
+        ..RecognizeOptions::default()
+    };
+    let audio = || Bytes::from_static(b"RIFF-audio");
+    c.recognize(audio(), &custom).await.unwrap();
+    // westus refuses: eastus, which has no copy of the model, serves its default one.
+    fake.script(0, [Step::Fail(TransportError::Refused)]);
+    let a = c.recognize(audio(), &custom).await.unwrap();
+    assert_eq!(a.region, "eastus");
+    // A default recognition is not counted.
+    stt(&c).await.unwrap();
+    let metrics = c.render_metrics();
+    for (region, model, n) in [("westus", "custom", 1), ("eastus", "default", 1)] {
+        let line = format!(
+            "tandem_client_custom_speech_answers_total{{model=\"{model}\",region=\"{region}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("tandem_client_custom_speech_answers_total{"))
+            .count(),
+        2,
+        "{metrics}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configured_cid_in_the_request_is_each_regions_own_there() {
+    let fake = Arc::new(Fake::new(3));
+    let mut cfg = config(3, |_| {});
+    cfg.regions[0].cid = Some("c west".into());
+    cfg.regions[1].cid = Some("c-east".into());
+    let c = TandemClient::with_transport(cfg, fake.clone()).unwrap();
+    let stt = |query: &str| ForwardRequest {
+        method: ::http::Method::POST,
+        path_and_query: format!("/speech/recognition/conversation/cognitiveservices/v1?{query}"),
+        headers: ::http::HeaderMap::new(),
+        body: Bytes::from_static(b"wav"),
+    };
+    let path = |fake: &Fake| {
+        let p = fake.data_seen().pop().unwrap().path;
+        p.split_once('?').unwrap().1.to_owned()
+    };
+    // An Azure script names westus's endpoint: westus gets it as it is.
+    let req = stt("cid=c%20west&language=en-US");
+    c.forward(CallKind::Stt, req.clone()).await.unwrap();
+    assert_eq!(path(&fake), "cid=c%20west&language=en-US");
+    // westus refuses: eastus gets its own endpoint id in the same place.
+    fake.script(0, [Step::Fail(TransportError::Refused)]);
+    let a = c.forward(CallKind::Stt, req.clone()).await.unwrap();
+    assert_eq!(a.region, "eastus");
+    assert_eq!(path(&fake), "cid=c-east&language=en-US");
+    // Both refuse: centralus has no copy, so its default model (no cid).
+    fake.script(0, [Step::Fail(TransportError::Refused)]);
+    fake.script(1, [Step::Fail(TransportError::Refused)]);
+    let a = c.forward(CallKind::Stt, req).await.unwrap();
+    assert_eq!(a.region, "centralus");
+    assert_eq!(path(&fake), "language=en-US");
+    // A cid the file does not know is the caller's own business.
+    fake.script(0, [Step::Fail(TransportError::Refused)]);
+    c.forward(CallKind::Stt, stt("language=en-US&cid=other"))
+        .await
+        .unwrap();
+    assert_eq!(path(&fake), "language=en-US&cid=other");
 }

@@ -49,6 +49,27 @@ pub enum VoiceLink {
     },
 }
 
+impl VoiceLink {
+    /// The link's name: `custom`, `custom-secondary` or `public` (the gateway's
+    /// `x-tandem-voice-link`, the metrics' `link` label).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VoiceLink::Custom { .. } => "custom",
+            VoiceLink::CustomSecondary { .. } => "custom-secondary",
+            VoiceLink::Public { .. } => "public",
+        }
+    }
+
+    /// The region that answered.
+    pub fn region(&self) -> &str {
+        match self {
+            VoiceLink::Custom { region }
+            | VoiceLink::CustomSecondary { region }
+            | VoiceLink::Public { region } => region,
+        }
+    }
+}
+
 /// Synthesized audio.
 #[derive(Debug, Clone)]
 pub struct Synthesized {
@@ -114,7 +135,16 @@ impl TandemClient {
     pub async fn synthesize(&self, req: &SynthesisRequest) -> Result<Answered<Synthesized>> {
         let span =
             tracing::info_span!("tandem_client.synthesize", custom = req.prefer_custom_voice);
-        self.synthesize_inner(req).instrument(span).await
+        let answered = self.synthesize_inner(req).instrument(span).await?;
+        if req.prefer_custom_voice {
+            let link = &answered.value.link;
+            self.engine
+                .metrics
+                .voice_answers
+                .with_label_values(&[link.as_str(), link.region()])
+                .inc();
+        }
+        Ok(answered)
     }
 
     async fn synthesize_inner(&self, req: &SynthesisRequest) -> Result<Answered<Synthesized>> {

@@ -65,10 +65,37 @@ pub(crate) fn caller_error(r: &Response, region: String) -> ClientError {
     }
 }
 
-pub(crate) fn has_param(pq: &str, name: &str) -> bool {
-    pq.split_once('?')
-        .map(|(_, q)| q.split('&').any(|kv| kv.split('=').next() == Some(name)))
-        .unwrap_or(false)
+/// The raw (still percent-encoded) value of the first `name` parameter of `pq`'s query.
+pub(crate) fn param_value<'a>(pq: &'a str, name: &str) -> Option<&'a str> {
+    let (_, q) = pq.split_once('?')?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// `pq` with every `name` parameter replaced by `name=value` (`value` already encoded), or
+/// removed when `value` is `None`.
+pub(crate) fn replace_param(pq: &str, name: &str, value: Option<&str>) -> String {
+    let Some((path, q)) = pq.split_once('?') else {
+        return pq.to_owned();
+    };
+    let kept: Vec<String> = q
+        .split('&')
+        .filter_map(|kv| {
+            let k = kv.split_once('=').map_or(kv, |(k, _)| k);
+            if k != name {
+                Some(kv.to_owned())
+            } else {
+                value.map(|v| format!("{name}={v}"))
+            }
+        })
+        .collect();
+    if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).

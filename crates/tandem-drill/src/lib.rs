@@ -20,6 +20,7 @@
 
 mod chart;
 mod error;
+pub mod lag;
 mod load;
 mod region;
 pub mod report;

@@ -80,13 +80,21 @@ impl Kind {
         matches!(self, Kind::SttCustom | Kind::TtsCustom)
     }
 
-    /// Whether the drill can send this kind through the gateway. Custom speech and speaker
-    /// calls go through the SDK only: the gateway adds each region's `cid` to every
-    /// recognition (so one gateway serves either the default or the custom model), and a
-    /// speaker profile belongs to the primary's resource, whose key the gateway holds for the
-    /// primary only.
-    pub fn via_gateway(self) -> bool {
-        matches!(self, Kind::Stt | Kind::Tts | Kind::TtsCustom)
+    /// Whether the drill can send this kind through its gateway, which knows the regions'
+    /// `cid`s when `custom_speech` (the load has `stt_custom`). A gateway adds each region's
+    /// `cid` to every recognition that names none, so one gateway serves either the default
+    /// or the custom model: with `custom_speech`, `cid` calls go through it (naming the
+    /// primary's endpoint, as an Azure script does; the gateway swaps in each region's own) and
+    /// default recognitions through the SDK only; without, the reverse. Speaker calls go
+    /// through the SDK only: a profile belongs to the primary's resource, whose key the
+    /// gateway holds for the primary only.
+    pub fn via_gateway(self, custom_speech: bool) -> bool {
+        match self {
+            Kind::Stt => !custom_speech,
+            Kind::SttCustom => custom_speech,
+            Kind::Tts | Kind::TtsCustom => true,
+            Kind::SpeakerVerify | Kind::SpeakerEnroll => false,
+        }
     }
 
     /// Whether the call goes to speaker recognition (the profile's home region, then its pair).
@@ -152,10 +160,23 @@ pub struct Workload {
     pub gateway: Option<GatewayTarget>,
 }
 
+impl Workload {
+    /// The `n`-th call's custom speech recording (they are cycled).
+    fn custom_clip(&self, n: u64) -> Bytes {
+        match self.custom_clips.len() {
+            0 => Bytes::new(),
+            len => self.custom_clips[(n as usize) % len].clone(),
+        }
+    }
+}
+
 /// A `tandem gateway` in front of every region, called the way an Azure script calls a region.
 pub struct GatewayTarget {
     /// Its base URL.
     pub url: String,
+    /// The primary's custom speech endpoint id, which `cid` calls through the gateway name
+    /// (the gateway knows every region's).
+    pub home_cid: Option<String>,
     /// Plain HTTP client.
     pub http: reqwest::Client,
     /// The process, stopped when the workload is dropped.
@@ -166,15 +187,6 @@ pub struct GatewayTarget {
 /// spread evenly (`share` 0.5 sends every other one).
 pub fn through_gateway(n: u64, share: f64) -> bool {
     ((n + 1) as f64 * share).floor() > (n as f64 * share).floor()
-}
-
-/// The SDK's name of a voice chain link.
-pub fn link_name(link: &tandem_client::VoiceLink) -> &'static str {
-    match link {
-        tandem_client::VoiceLink::Custom { .. } => "custom",
-        tandem_client::VoiceLink::CustomSecondary { .. } => "custom-secondary",
-        tandem_client::VoiceLink::Public { .. } => "public",
-    }
 }
 
 /// The error's type, for the report: the SDK's variant, with the status when there is one.
@@ -237,14 +249,14 @@ fn served(region: String) -> Served {
 async fn one_call(w: &Workload, kind: Kind, n: u64, gateway: bool) -> CallResult {
     if gateway {
         if let Some(g) = &w.gateway {
-            return gateway_call(w, g, kind).await;
+            return gateway_call(w, g, kind, n).await;
         }
     }
     let r = match kind {
         Kind::Stt | Kind::SttCustom => {
             let custom = kind == Kind::SttCustom;
             let wav = if custom {
-                w.custom_clips[(n as usize) % w.custom_clips.len().max(1)].clone()
+                w.custom_clip(n)
             } else {
                 w.stt_wav.clone()
             };
@@ -269,7 +281,7 @@ async fn one_call(w: &Workload, kind: Kind, n: u64, gateway: bool) -> CallResult
                 .await
                 .map(|a| Served {
                     region: a.region,
-                    link: custom.then(|| link_name(&a.value.link).to_owned()),
+                    link: custom.then(|| a.value.link.as_str().to_owned()),
                 })
         }
         Kind::SpeakerVerify | Kind::SpeakerEnroll => {
@@ -317,19 +329,24 @@ fn refused(status: u16, body: &[u8]) -> (String, String) {
 
 /// The call as an Azure script makes it, to the gateway's host: the gateway's answer headers
 /// say which region (and, for TTS, which link) served it.
-async fn gateway_call(w: &Workload, g: &GatewayTarget, kind: Kind) -> CallResult {
+async fn gateway_call(w: &Workload, g: &GatewayTarget, kind: Kind, n: u64) -> CallResult {
     let req = match kind {
-        Kind::Stt => g
-            .http
-            .post(format!(
-                "{}/speech/recognition/conversation/cognitiveservices/v1?language=en-US",
-                g.url
-            ))
-            .header(
-                "content-type",
-                "audio/wav; codecs=audio/pcm; samplerate=16000",
-            )
-            .body(w.stt_wav.clone()),
+        Kind::Stt | Kind::SttCustom => {
+            let (cid, wav) = match (kind, &g.home_cid) {
+                (Kind::SttCustom, Some(cid)) => (format!("&cid={cid}"), w.custom_clip(n)),
+                _ => (String::new(), w.stt_wav.clone()),
+            };
+            g.http
+                .post(format!(
+                    "{}/speech/recognition/conversation/cognitiveservices/v1?language=en-US{cid}",
+                    g.url
+                ))
+                .header(
+                    "content-type",
+                    "audio/wav; codecs=audio/pcm; samplerate=16000",
+                )
+                .body(wav)
+        }
         Kind::Tts | Kind::TtsCustom => {
             // A custom voice is addressed with `deploymentId`; the gateway replaces it with
             // each region's own deployment and falls back to the public voice.
@@ -369,7 +386,7 @@ async fn gateway_call(w: &Workload, g: &GatewayTarget, kind: Kind) -> CallResult
         return Err(refused(status, &body));
     }
     match kind {
-        Kind::Stt => recognized(
+        Kind::Stt | Kind::SttCustom => recognized(
             &serde_json::from_slice(&body).unwrap_or(Value::Null),
             region,
         ),
@@ -402,7 +419,8 @@ pub async fn run(
             continue;
         };
         let kind = kind_of(n, load);
-        let gateway = kind.via_gateway() && {
+        let custom_speech = load.stt_custom > 0;
+        let gateway = kind.via_gateway(custom_speech) && {
             gw_n += 1;
             through_gateway(gw_n - 1, load.gateway_share)
         };

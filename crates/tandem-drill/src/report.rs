@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lag::LagSeen;
 use crate::load::{Kind, Sample};
 use crate::scenario::{Goals, Scenario};
 
@@ -101,6 +102,10 @@ pub struct Speaker {
     /// Enrollments made by the load found in each live region of the pair at the end (`None`:
     /// the profile could not be read there). Empty without a read-back.
     pub enrollments_found: BTreeMap<String, Option<u64>>,
+    /// Replication lag into each live region of the pair over the run, as the region measured
+    /// it (commit at the pair → apply here, for each change applied).
+    #[serde(default)]
+    pub replication_lag: BTreeMap<String, LagSeen>,
     /// Whether the regions read back had converged (equal replication digests) first
     /// (`None`: no read-back, or the digests could not be read).
     pub enrollments_converged: Option<bool>,
@@ -174,6 +179,9 @@ pub struct Readback {
     /// Whether the regions' replication digests matched before the read.
     /// (`None`: not known, an existing region of the pair has no admin token for its digest.)
     pub converged: Option<bool>,
+    /// Replication lag into each live region of the pair over the run.
+    #[serde(default)]
+    pub replication_lag: BTreeMap<String, LagSeen>,
 }
 
 /// One goal, checked.
@@ -347,6 +355,15 @@ pub fn build(
             });
         }
     };
+    let pair_lag = speaker.as_ref().and_then(|sp| {
+        let pair = home_pair.as_deref()?;
+        sp.replication_lag.get(pair)?.p99_at_most_secs
+    });
+    at_most(
+        "max_replication_lag_p99_secs",
+        g.max_replication_lag_p99_secs,
+        pair_lag,
+    );
     at_most(
         "max_custom_speech_failover_secs",
         g.max_custom_speech_failover_secs,
@@ -602,6 +619,9 @@ fn speaker(
         enrollments_unacknowledged,
         enrollments_found,
         enrollments_converged: readback.and_then(|r| r.converged),
+        replication_lag: readback
+            .map(|r| r.replication_lag.clone())
+            .unwrap_or_default(),
         enrollments_lost,
     }
 }
@@ -737,6 +757,16 @@ impl Report {
                 secs(s.failover_secs),
                 secs(s.failback_secs)
             ));
+            for (region, l) in &s.replication_lag {
+                m.push_str(&format!(
+                    "- replication into {region}: {} changes applied, mean lag {}, p99 at most {}{}\n",
+                    l.changes,
+                    l.mean_secs.map_or("–".into(), |v| format!("{:.0} ms", v * 1000.0)),
+                    l.p99_at_most_secs
+                        .map_or("–".into(), |v| format!("{:.0} ms", v * 1000.0)),
+                    if l.restarted { " (since its restart)" } else { "" },
+                ));
+            }
             if s.enrollments_acknowledged + s.enrollments_unacknowledged > 0 {
                 let found: Vec<String> = s
                     .enrollments_found

@@ -16,6 +16,7 @@ use tandem_client::{CallKind, ClientConfig, RegionEntry, SynthesisRequest, Tande
 use tokio::time::Instant;
 
 use crate::error::{DrillError, Result};
+use crate::lag;
 use crate::load::{self, speaker_request, ssml, GatewayTarget, Workload};
 use crate::region::{random_hex, write_private, GatewayProcess, Layout, Region};
 use crate::report::{self, FaultRecord, Readback, Report};
@@ -133,6 +134,10 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
     }
 
     let work = Arc::new(seed(scenario, opts, &regions, tmp.path()).await?);
+    let mut lag_start = BTreeMap::new();
+    for r in &regions {
+        lag_start.insert(r.name.clone(), lag_histogram(r).await);
+    }
     tracing::info!(secs = scenario.duration_secs, "load and faults start");
     let t0 = Instant::now();
     let duration = Duration::from_secs(scenario.duration_secs);
@@ -147,7 +152,11 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> Result<Outcome> {
         apply_faults(&mut regions, &links, &pairs, &timeline, t0)
     );
     let readback = if scenario.load.speaker_enroll > 0 {
-        Some(read_back(scenario, &mut regions, &work).await)
+        // A region restarted during the run has a new histogram: its own figures are the run's.
+        for f in faults.iter().filter(|f| f.action == "restart") {
+            lag_start.remove(&f.region);
+        }
+        Some(read_back(scenario, &mut regions, &work, &lag_start).await)
     } else {
         None
     };
@@ -272,6 +281,7 @@ async fn seed(
             entries[pair].voice_deployment_id = Some(secondary);
         }
     }
+    let home_cid = entries[0].cid.clone();
     let voice = load.voice.clone();
     let primary_key = entries[0].key.clone().unwrap_or_default();
     let speaker_client = if load.speaker_verify + load.speaker_enroll > 0 {
@@ -280,14 +290,9 @@ async fn seed(
         None
     };
     let gateway = if load.gateway_share > 0.0 {
-        // The gateway serves default recognitions: no `cid` in its regions file.
-        let regions = entries
-            .iter()
-            .map(|e| RegionEntry {
-                cid: None,
-                ..e.clone()
-            })
-            .collect();
+        // With custom speech load, the gateway knows the regions' `cid`s and serves the custom
+        // model (see `Kind::via_gateway`).
+        let regions = entries.clone();
         let config = ClientConfig {
             regions,
             policy: scenario.policy.clone(),
@@ -354,6 +359,7 @@ async fn seed(
         custom_clips,
         gateway: gateway.map(|process| GatewayTarget {
             url: process.url.clone(),
+            home_cid: home_cid.clone(),
             http: reqwest::Client::new(),
             _process: process,
         }),
@@ -469,7 +475,13 @@ async fn profile_everywhere(regions: &[&Region], id: &str, key: &str, n: u64) ->
 /// region counts as live. When convergence cannot be checked (an existing region without
 /// `admin_token_file`), nothing is read: the counts are unknown, so the loss is not measured
 /// (a count read before convergence could report an enrollment still in flight as lost).
-async fn read_back(scenario: &Scenario, regions: &mut [Region], w: &Workload) -> Readback {
+async fn read_back(
+    scenario: &Scenario,
+    regions: &mut [Region],
+    w: &Workload,
+    lag_start: &BTreeMap<String, Option<lag::Histogram>>,
+) -> Readback {
+    // `lag_start` has no entry for a region restarted during the run.
     let home = &scenario.regions[0];
     let pair_names = [Some(&home.name), home.pair.as_ref()];
     let mut live = Vec::new();
@@ -498,11 +510,41 @@ async fn read_back(scenario: &Scenario, regions: &mut [Region], w: &Workload) ->
         };
         count.insert(r.name.clone(), n);
     }
+    let mut replication_lag = BTreeMap::new();
+    for r in &live {
+        if let Some(end) = lag_histogram(r).await {
+            let lag = match lag_start.get(&r.name) {
+                Some(start) => lag::LagSeen::between(start.as_ref(), &end),
+                None => lag::LagSeen {
+                    restarted: true,
+                    ..lag::LagSeen::between(None, &end)
+                },
+            };
+            replication_lag.insert(r.name.clone(), lag);
+        }
+    }
     Readback {
         setup: w.setup_enrollments,
         count,
+        replication_lag,
         converged,
     }
+}
+
+/// The region's replication lag histogram, from its `/metrics` (`None`: not readable).
+async fn lag_histogram(r: &Region) -> Option<lag::Histogram> {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", r.direct_url))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    lag::parse(&text)
 }
 
 /// The age of the region's newest backup, from its `/status.json`.

@@ -421,6 +421,10 @@ pub struct Goals {
     /// the end of the run, once both have converged.
     #[serde(default)]
     pub max_enrollments_lost: Option<u64>,
+    /// Upper bound of the p99 replication lag of the first region's speaker changes into its
+    /// pair over the run (commit → apply, as the pair measured it).
+    #[serde(default)]
+    pub max_replication_lag_p99_secs: Option<f64>,
     /// From the first fault on the first region to the first custom speech (`cid`) call its
     /// pair answered.
     #[serde(default)]

@@ -262,6 +262,7 @@ fn readback(setup: u64, counts: &[(&str, Option<u64>)], converged: bool) -> Read
         setup,
         count: counts.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
         converged: Some(converged),
+        replication_lag: Default::default(),
     }
 }
 
@@ -494,7 +495,10 @@ fn custom_kinds_take_their_weights_and_need_a_pair() {
         kinds,
         [Stt, SttCustom, SttCustom, TtsCustom, Stt, SttCustom, SttCustom, TtsCustom]
     );
-    assert!(!SttCustom.via_gateway() && TtsCustom.via_gateway() && Stt.via_gateway());
+    // A gateway that knows the cids serves the custom model: default STT stays on the SDK.
+    assert!(SttCustom.via_gateway(true) && !Stt.via_gateway(true));
+    assert!(!SttCustom.via_gateway(false) && Stt.via_gateway(false));
+    assert!(TtsCustom.via_gateway(true) && !SpeakerEnroll.via_gateway(true));
     let unpaired = CUSTOM.replace("pair = \"eastus\"\n", "");
     let e = Scenario::from_toml(&unpaired).unwrap_err().to_string();
     assert!(e.contains("need the first region to have a pair"), "{e}");
@@ -592,4 +596,46 @@ fn custom_speech_and_voice_are_timed_from_the_outage_and_their_links_listed() {
         "{md}"
     );
     assert!(md.contains("| gateway | 1 | 1 | 0 |"), "{md}");
+}
+
+const METRICS: &str = "# HELP tandem_replication_lag_seconds time from a change's commit at the pair to its apply here
+# TYPE tandem_replication_lag_seconds histogram
+tandem_replication_lag_seconds_bucket{le=\"0.01\"} 2
+tandem_replication_lag_seconds_bucket{le=\"0.1\"} 8
+tandem_replication_lag_seconds_bucket{le=\"1\"} 10
+tandem_replication_lag_seconds_bucket{le=\"+Inf\"} 10
+tandem_replication_lag_seconds_sum 1.5
+tandem_replication_lag_seconds_count 10
+tandem_replication_applied_total 10
+";
+
+#[test]
+fn replication_lag_is_the_histograms_difference_over_the_run() {
+    use crate::lag::{parse, LagSeen};
+    let end = parse(METRICS).unwrap();
+    assert_eq!(end.count, 10);
+    assert_eq!(end.buckets.len(), 4);
+    assert!(parse("tandem_other 1\n").is_none());
+    // Before the run: 2 fast changes. During it: 8, of which 2 took up to a second.
+    let start = parse(
+        &METRICS
+            .replace("} 8", "} 2")
+            .replace("} 10", "} 2")
+            .replace("_sum 1.5", "_sum 0.01")
+            .replace("_count 10", "_count 2"),
+    )
+    .unwrap();
+    let l = LagSeen::between(Some(&start), &end);
+    assert_eq!(l.changes, 8);
+    assert!((l.mean_secs.unwrap() - 1.49 / 8.0).abs() < 1e-9);
+    // 99% of 8 is 8 changes: under 1 s, not under 0.1 s (6 of them).
+    assert_eq!(l.p99_at_most_secs, Some(1.0));
+    assert!(!l.restarted);
+    // A region that restarted has fewer observations than before: its own are the run's.
+    let l = LagSeen::between(Some(&end), &start);
+    assert!(l.restarted);
+    assert_eq!(l.changes, 2);
+    assert_eq!(l.p99_at_most_secs, Some(0.01));
+    // No observations: nothing to bound.
+    assert_eq!(LagSeen::between(Some(&end), &end).p99_at_most_secs, None);
 }

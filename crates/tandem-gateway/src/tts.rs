@@ -26,7 +26,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use tandem_client::{CallKind, SynthesisRequest, VoiceLink};
+use tandem_client::{CallKind, SynthesisRequest};
 
 use crate::routes::{forward, mark_origin, now, read_body, Gateway};
 use crate::{auth, GatewayError};
@@ -38,15 +38,6 @@ pub const DEFAULT_OUTPUT_FORMAT: &str = "riff-24khz-16bit-mono-pcm";
 
 /// The response header naming the voice link that answered.
 pub const VOICE_LINK_HEADER: &str = "x-tandem-voice-link";
-
-/// The header value of a voice link.
-pub(crate) fn link_name(link: &VoiceLink) -> &'static str {
-    match link {
-        VoiceLink::Custom { .. } => "custom",
-        VoiceLink::CustomSecondary { .. } => "custom-secondary",
-        VoiceLink::Public { .. } => "public",
-    }
-}
 
 /// Whether the query asks for a custom voice: it has a `deploymentId` parameter (matched
 /// without regard to case, as the regions match it).
@@ -102,7 +93,7 @@ pub(crate) async fn synthesize(
     }
     h.insert(
         VOICE_LINK_HEADER,
-        HeaderValue::from_static(link_name(&audio.link)),
+        HeaderValue::from_static(audio.link.as_str()),
     );
     mark_origin(h, &answered.region, answered.attempts);
     Ok(resp)
@@ -125,16 +116,5 @@ mod tests {
         ] {
             assert_eq!(asks_for_custom_voice(query), custom, "{query:?}");
         }
-    }
-
-    #[test]
-    fn every_link_has_its_header_value() {
-        let r = || "westus".to_string();
-        assert_eq!(link_name(&VoiceLink::Custom { region: r() }), "custom");
-        assert_eq!(
-            link_name(&VoiceLink::CustomSecondary { region: r() }),
-            "custom-secondary"
-        );
-        assert_eq!(link_name(&VoiceLink::Public { region: r() }), "public");
     }
 }

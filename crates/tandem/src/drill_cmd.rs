@@ -37,7 +37,8 @@ SCENARIO (TOML; examples in drills/)
       (delay_ms = 800), heal, partition / heal_partition (the replication link between the
       region and its pair; clients still reach both)
   [goals] max_failed_calls, max_added_p99_ms, max_speaker_failover_secs,
-      max_speaker_failback_secs, max_backup_age_secs, max_enrollments_lost, min_success_ratio,
+      max_speaker_failback_secs, max_backup_age_secs, max_enrollments_lost,
+      max_replication_lag_p99_secs, min_success_ratio,
       max_custom_speech_failover_secs, max_custom_voice_failover_secs, max_failed_custom_calls
   [policy] the failover SDK's policy (as in a regions file)
 
@@ -112,7 +113,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
             .map_or("not measured".into(), |m| format!("{m:.3}"));
         let verdict = if g.passed { "ok" } else { "MISSED" };
         println!(
-            "  {:<28} {measured:>14} (goal {}) {verdict}",
+            "  {:<32} {measured:>12} (goal {}) {verdict}",
             g.name, g.goal
         );
     }

@@ -64,9 +64,10 @@ fn kill_primary_drill_measures_failover_and_failback_and_reports_them() {
     assert_eq!(r["passed"], all_held);
     assert_eq!(o.status.success(), all_held, "{why}");
     let names: Vec<&str> = goals.iter().map(|g| g["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     for goal in [
         "max_enrollments_lost",
+        "max_replication_lag_p99_secs",
         "max_custom_speech_failover_secs",
         "max_custom_voice_failover_secs",
         "max_failed_custom_calls",
@@ -121,6 +122,10 @@ fn kill_primary_drill_measures_failover_and_failback_and_reports_them() {
     assert!(s["enrollments_acknowledged"].as_u64().is_some(), "{why}");
     assert!(s["enrollments_lost"].is_number(), "{why}");
     assert!(s["enrollments_found"]["eastus"].is_number(), "{why}");
+    // Replication lag into eastus, as eastus measured it: the load's enrollments in westus.
+    let lag = &s["replication_lag"]["eastus"];
+    assert!(lag["changes"].as_u64() > Some(0), "{lag}");
+    assert!(lag["mean_secs"].as_f64().is_some_and(|m| m >= 0.0), "{lag}");
 
     // Custom speech: the biology model's copy in eastus answered `cid` calls while westus was
     // dead, and westus took them back after its restart.
