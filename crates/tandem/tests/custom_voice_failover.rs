@@ -15,6 +15,10 @@
 //!    sleep), joe answers from westus again. Before the kills, westus's endpoint is suspended
 //!    (`:suspend`, 202 + `Operation-Location`): eastus answers; `:resume` brings westus back.
 //!
+//! A real `tandem gateway` over the same three regions is called at each stage as an Azure
+//! script calls a custom voice (`?deploymentId=my-joe`): its `x-tandem-voice-link` and
+//! `x-tandem-region` say custom westus, then custom-secondary eastus, then public centralus.
+//!
 //! Which voice answered is checked twice: the region's STT hears the words, and the speaker
 //! encoder (GE2E, the model the consent check uses) compares the audio with joe's own: joe
 //! scores over the consent threshold, the public flite voice under it.
@@ -39,7 +43,7 @@ use tandem_client::{
 use tandem_engines::models::{ModelCache, ONNXRUNTIME, PIPER_JOE, PIPER_JOE_CONFIG, SPEAKER_GE2E};
 use tandem_engines::tts::piper::PiperVoice;
 use tandem_engines::{Embedding, SpeakerEncoder};
-use tandem_testkit::{model_dir, FaultProxy};
+use tandem_testkit::{model_dir, FaultProxy, GatewayProcess};
 
 /// The consent check's speaker threshold (cosine of GE2E embeddings).
 const SAME_VOICE: f32 = 0.75;
@@ -413,7 +417,7 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         cid: None,
         voice_deployment_id: deployment.map(str::to_owned),
     };
-    let policy = Policy {
+    let client_policy = Policy {
         tts_timeout_ms: 30_000,
         probe_interval_ms: 100,
         breaker_consecutive_failures: 1,
@@ -429,12 +433,27 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
             entry("eastus", east.url.clone(), &dst_keys.key1, Some("e-east")),
             entry("centralus", central.url.clone(), &pub_key, None),
         ],
-        policy,
+        policy: client_policy.clone(),
         gateway_key: None,
         gateway_key_file: None,
     })
     .unwrap();
     let mut rx = client.subscribe();
+    // The same regions behind a real `tandem gateway`, called as an Azure script calls a custom
+    // voice (`?deploymentId=`, whatever its value: each region is sent its own).
+    let regions_file = secret.path().join("regions.toml");
+    let gw_config = ClientConfig {
+        regions: vec![
+            entry("westus", to_west.url(), &src_keys.key1, Some("e-west")),
+            entry("eastus", east.url.clone(), &dst_keys.key1, Some("e-east")),
+            entry("centralus", central.url.clone(), &pub_key, None),
+        ],
+        policy: client_policy.clone(),
+        gateway_key: None,
+        gateway_key_file: None,
+    };
+    std::fs::write(&regions_file, toml::to_string(&gw_config).unwrap()).unwrap();
+    let gateway = GatewayProcess::start(Path::new(BIN), &regions_file);
     let stt = Cv::new(&central, &pub_key);
     let request = |text: &str| SynthesisRequest {
         ssml: ssml("JoeNeural", text),
@@ -458,8 +477,37 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         }
     };
     let custom = |r: &str| VoiceLink::Custom { region: r.into() };
+    // Through the gateway: the link and region it names, and whose voice it is.
+    let via_gateway = |text: &'static str, link: &'static str, region: &'static str| {
+        let (gateway, stt) = (&gateway, &stt);
+        async move {
+            let resp = http()
+                .post(format!(
+                    "{}/cognitiveservices/v1?deploymentId=my-joe",
+                    gateway.url
+                ))
+                .header("Content-Type", "application/ssml+xml")
+                .header("X-Microsoft-OutputFormat", "riff-16khz-16bit-mono-pcm")
+                .body(ssml("JoeNeural", text))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let header = |n: &str| resp.headers()[n].to_str().unwrap().to_owned();
+            assert_eq!(
+                (header("x-tandem-voice-link"), header("x-tandem-region")),
+                (link.to_owned(), region.to_owned())
+            );
+            let audio = resp.bytes().await.unwrap().to_vec();
+            let heard = stt.transcribe(audio.clone()).await;
+            assert!(wer(text, &heard) <= 0.25, "gateway, {link}: {heard:?}");
+            similarity(&audio)
+        }
+    };
     let (link, score) = check("The heart pumps blood through the body.").await;
     assert_eq!(link, custom("westus"));
+    assert!(score >= SAME_VOICE, "{score}");
+    let score = via_gateway("The lungs take in air.", "custom", "westus").await;
     assert!(score >= SAME_VOICE, "{score}");
 
     // Suspending westus's endpoint (Azure's `:suspend`, 202 + Operation-Location) takes its
@@ -553,6 +601,8 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         );
         assert!(score >= SAME_VOICE, "{score}");
     }
+    let score = via_gateway("The skin protects the body.", "custom-secondary", "eastus").await;
+    assert!(score >= SAME_VOICE, "{score}");
 
     // 7. eastus dies too: the public voice answers (not joe), also once both breakers are open.
     east.kill9();
@@ -574,6 +624,11 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         );
         public_scores.push(score);
     }
+    let score = via_gateway("The eyes let us see the world.", "public", "centralus").await;
+    assert!(
+        score < SAME_VOICE,
+        "the gateway's public voice sounds like joe: {score}"
+    );
 
     // 8. westus comes back (same address, same data): after the client fails back, joe again.
     west.restart().await;
