@@ -31,9 +31,14 @@ pub(crate) struct PullQuery {
     wait_ms: u64,
 }
 
+/// How often a long poll re-reads the log, for commits made by the region's other nodes (which
+/// do not wake this node's watch).
+const RECHECK: Duration = Duration::from_millis(250);
+
 /// `GET /internal/v1/replication/speaker?after=N&limit=M&wait_ms=W`: this region's origin log
 /// after `N`, for its pair. Signed with the peer secret. With nothing new, waits up to `W` ms
-/// for a local commit (long poll), so a change reaches the pair within one round trip.
+/// for a local commit (long poll), so a change reaches the pair within one round trip; a commit
+/// by another node of the region within [`RECHECK`].
 pub(crate) async fn pull(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -55,9 +60,15 @@ pub(crate) async fn pull(
         if !changes.is_empty() || *shutdown.borrow() {
             break changes;
         }
+        // A commit on this node wakes the poll at once; one made by another node of the
+        // region (same database) is seen at the next re-read.
+        let recheck = RECHECK.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
         tokio::select! {
+            // In this order: at the deadline, the poll ends rather than re-reading.
+            biased;
             r = local.changed() => if r.is_err() { break changes },
             _ = tokio::time::sleep_until(deadline) => break changes,
+            _ = tokio::time::sleep(recheck) => {}
             _ = shutdown.changed() => break changes,
         }
     };
