@@ -48,8 +48,8 @@ pub struct RegionConfig {
     pub token_ttl_secs: u64,
     /// This node's name among the nodes of its region, the holder of the job leases it takes.
     /// Stable across restarts, so a restarted node takes its own jobs back at once. Default:
-    /// `<host name>@<listen address>` (with `listen` on port 0, the port the node got, which
-    /// changes on each start: give a name).
+    /// `<host name>@<listen address>` (as configured: with `listen` on port 0, nodes on one host
+    /// share that name; give each its own when several share a database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     /// Where the per-resource concurrency quota is counted: `node` (in memory, each node

@@ -164,22 +164,17 @@ pub async fn build_state(cfg: &RegionConfig) -> anyhow::Result<(AppState, usize)
 }
 
 /// Serves one region until SIGTERM or Ctrl-C.
-pub async fn run(mut cfg: RegionConfig) -> anyhow::Result<()> {
+pub async fn run(cfg: RegionConfig) -> anyhow::Result<()> {
     init_tracing();
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("binding {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    // On a port the kernel picked (`:0`), the default node name takes the bound port: nodes on
-    // one host must not share a name, since leases are held by name.
-    if cfg.node_name.is_none() && cfg.listen.port() == 0 {
-        cfg.node_name = Some(format!("{}@{addr}", tandem_core::host_name()));
-    }
     let (state, stt_threads) = build_state(&cfg).await?;
     let store = state.store().clone();
     let replication = state.replication().clone();
     let (_, stt_workers, _) = sizing(&cfg);
 
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
     // The one line on stdout: scripts and the test harness read the bound address from it.
     println!("tandem: region {} listening on http://{addr}", cfg.region);
     std::io::stdout().flush()?;

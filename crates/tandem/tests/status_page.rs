@@ -214,14 +214,6 @@ async fn the_gateway_status_page_shows_a_killed_region_down_with_its_breaker_ope
         (Some("region"), Some("westus"))
     );
     assert_eq!(ws["health"]["status"], "ready", "{ws:#}");
-    // Listening on port 0, the node is named after the port it got.
-    let port = west.url.rsplit(':').next().unwrap();
-    let node = ws["node"].as_str().unwrap();
-    assert!(
-        node.ends_with(&format!(":{port}")),
-        "{node} on {}",
-        west.url
-    );
     assert_eq!(ws["replication"]["pair"], "eastus");
     assert_eq!(ws["replication"]["behindChanges"], 0);
     assert!(ws["backup"]["lastSnapshot"].is_string(), "{ws:#}");
