@@ -265,7 +265,7 @@ async fn seed(
             .model_dir
             .as_ref()
             .map(|d| opts.base_dir.join(d))
-            .unwrap_or_else(default_model_dir);
+            .unwrap_or_else(tandem_core::default_model_dir);
         let data = tokio::task::spawn_blocking(move || seed::VoiceData::make(&dir))
             .await
             .map_err(|e| DrillError::Setup(format!("making the voice's recordings: {e}")))??;
@@ -364,19 +364,6 @@ async fn seed(
             _process: process,
         }),
     })
-}
-
-/// `$TANDEM_MODEL_DIR`, else `$XDG_CACHE_HOME/tandem/models`, else `~/.cache/tandem/models`
-/// (where `tandem models pull` puts them).
-fn default_model_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("TANDEM_MODEL_DIR") {
-        return d.into();
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("tandem/models");
-    }
-    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
-        .join(".cache/tandem/models")
 }
 
 async fn speaker_call(
@@ -531,16 +518,22 @@ async fn read_back(
     }
 }
 
-/// The region's replication lag histogram, from its `/metrics` (`None`: not readable).
-async fn lag_histogram(r: &Region) -> Option<lag::Histogram> {
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", r.direct_url))
-        .timeout(Duration::from_secs(5))
+/// `GET {direct_url}{path}` on the region itself; `None` unless it answers 2xx in `timeout`.
+async fn get_direct(r: &Region, path: &str, timeout: Duration) -> Option<reqwest::Response> {
+    reqwest::Client::new()
+        .get(format!("{}{path}", r.direct_url))
+        .timeout(timeout)
         .send()
         .await
         .ok()?
         .error_for_status()
-        .ok()?
+        .ok()
+}
+
+/// The region's replication lag histogram, from its `/metrics` (`None`: not readable).
+async fn lag_histogram(r: &Region) -> Option<lag::Histogram> {
+    let text = get_direct(r, "/metrics", Duration::from_secs(5))
+        .await?
         .text()
         .await
         .ok()?;
@@ -549,12 +542,8 @@ async fn lag_histogram(r: &Region) -> Option<lag::Histogram> {
 
 /// The age of the region's newest backup, from its `/status.json`.
 async fn backup_age(r: &Region) -> Option<f64> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{}/status.json", r.direct_url))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?
+    let v: Value = get_direct(r, "/status.json", Duration::from_secs(2))
+        .await?
         .json()
         .await
         .ok()?;

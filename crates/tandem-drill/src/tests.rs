@@ -1,7 +1,7 @@
 //! Unit tests: the scenario format, the load mix, and the report's arithmetic on made-up calls.
 
 use crate::load::{kind_of, Kind, Sample};
-use crate::report::{build, enrollments_lost, percentile, FaultRecord, Readback};
+use crate::report::{build, enrollments_lost, percentile, FaultRecord, Readback, Report};
 use crate::scenario::{Action, Scenario};
 
 const SCENARIO: &str = r#"
@@ -124,6 +124,14 @@ fn call(start: f64, ms: f64, kind: Kind, region: Option<&str>) -> Sample {
     }
 }
 
+/// Each goal's name and whether it held.
+fn verdict(r: &Report) -> Vec<(&str, bool)> {
+    r.goals
+        .iter()
+        .map(|g| (g.name.as_str(), g.passed))
+        .collect()
+}
+
 fn fault(at: f64, done: f64, region: &str, action: &str, age: Option<f64>) -> FaultRecord {
     FaultRecord {
         at_secs: at,
@@ -181,11 +189,7 @@ fn the_report_measures_failover_failback_and_checks_each_goal() {
     assert!((sp.failover_secs.unwrap() - 1.3).abs() < 1e-9);
     assert!((sp.failback_secs.unwrap() - 2.5).abs() < 1e-9);
 
-    let verdict: Vec<(&str, bool)> = r
-        .goals
-        .iter()
-        .map(|g| (g.name.as_str(), g.passed))
-        .collect();
+    let verdict = verdict(&r);
     assert_eq!(
         verdict,
         [
@@ -576,11 +580,7 @@ fn custom_speech_and_voice_are_timed_from_the_outage_and_their_links_listed() {
 
     assert_eq!(r.by_path["gateway"].calls, 1);
     assert_eq!(r.by_path["sdk"].calls, 9);
-    let verdict: Vec<(&str, bool)> = r
-        .goals
-        .iter()
-        .map(|g| (g.name.as_str(), g.passed))
-        .collect();
+    let verdict = verdict(&r);
     assert_eq!(
         verdict,
         [

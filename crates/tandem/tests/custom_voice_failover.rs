@@ -417,7 +417,7 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         cid: None,
         voice_deployment_id: deployment.map(str::to_owned),
     };
-    let client_policy = Policy {
+    let policy = Policy {
         tts_timeout_ms: 30_000,
         probe_interval_ms: 100,
         breaker_consecutive_failures: 1,
@@ -427,32 +427,22 @@ async fn a_copied_custom_voice_takes_over_then_the_public_voice_then_joe_comes_b
         discovery: false,
         ..Policy::default()
     };
-    let client = TandemClient::new(ClientConfig {
+    let config = ClientConfig {
         regions: vec![
             entry("westus", to_west.url(), &src_keys.key1, Some("e-west")),
             entry("eastus", east.url.clone(), &dst_keys.key1, Some("e-east")),
             entry("centralus", central.url.clone(), &pub_key, None),
         ],
-        policy: client_policy.clone(),
+        policy,
         gateway_key: None,
         gateway_key_file: None,
-    })
-    .unwrap();
+    };
+    let client = TandemClient::new(config.clone()).unwrap();
     let mut rx = client.subscribe();
     // The same regions behind a real `tandem gateway`, called as an Azure script calls a custom
     // voice (`?deploymentId=`, whatever its value: each region is sent its own).
     let regions_file = secret.path().join("regions.toml");
-    let gw_config = ClientConfig {
-        regions: vec![
-            entry("westus", to_west.url(), &src_keys.key1, Some("e-west")),
-            entry("eastus", east.url.clone(), &dst_keys.key1, Some("e-east")),
-            entry("centralus", central.url.clone(), &pub_key, None),
-        ],
-        policy: client_policy.clone(),
-        gateway_key: None,
-        gateway_key_file: None,
-    };
-    std::fs::write(&regions_file, toml::to_string(&gw_config).unwrap()).unwrap();
+    std::fs::write(&regions_file, toml::to_string(&config).unwrap()).unwrap();
     let gateway = GatewayProcess::start(Path::new(BIN), &regions_file);
     let stt = Cv::new(&central, &pub_key);
     let request = |text: &str| SynthesisRequest {
